@@ -1,0 +1,226 @@
+/**
+ * Runs a program of worker layers as a process: `NodeRuntime.runMain` plus a
+ * shutdown grace period, a second signal that forces exit, exit codes,
+ * lifecycle hooks, and ordered start and stop of workers.
+ *
+ * @since 0.1.0
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import type { ConfigError } from "effect"
+import { Cause, Config, Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, Layer, Option, Scope } from "effect"
+import { ShutdownTimeout, type WorkerFailed } from "./WorkerError.js"
+import { make as makeRegistry, RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface HostOptions {
+  /**
+   * How long shutdown may take: stopping hooks, stopping workers and
+   * releasing resources. When it runs out, the host logs the workers still
+   * running and fails with `ShutdownTimeout` (exit code 1). Default: the
+   * `SHUTDOWN_GRACE_PERIOD` config value, else 30 seconds.
+   */
+  readonly gracePeriod?: Duration.DurationInput | undefined
+  /**
+   * Stop all workers at once instead of one after another in reverse order of
+   * start. Workers always start without waiting for each other. Default `false`.
+   */
+  readonly concurrent?: boolean | undefined
+}
+
+/**
+ * How a host can fail besides its layer's own errors.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type HostError = WorkerFailed | ShutdownTimeout | ConfigError.ConfigError
+
+/**
+ * The host's lifetime, like `IHostApplicationLifetime`: register hooks and
+ * ask the host to stop.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LifecycleService {
+  /** Runs `hook` once every worker has been started. */
+  readonly onStarted: (hook: Effect.Effect<void>) => Effect.Effect<void>
+  /** Runs `hook` when shutdown begins, before workers are stopped. */
+  readonly onStopping: (hook: Effect.Effect<void>) => Effect.Effect<void>
+  /** Runs `hook` after workers have stopped and resources were released. */
+  readonly onStopped: (hook: Effect.Effect<void>) => Effect.Effect<void>
+  /** Asks the host to stop gracefully (exit code 0). */
+  readonly stop: Effect.Effect<void>
+  /** Completes when shutdown begins. */
+  readonly stopping: Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class Lifecycle extends Context.Tag("effect-workers/Lifecycle")<Lifecycle, LifecycleService>() {}
+
+/**
+ * The grace period from config: `SHUTDOWN_GRACE_PERIOD`, a duration such as
+ * `"10 seconds"`, default 30 seconds.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const gracePeriodConfig: Config.Config<Duration.Duration> = Config.duration("SHUTDOWN_GRACE_PERIOD").pipe(
+  Config.withDefault(Duration.seconds(30)),
+  Config.withDescription("How long the host waits for workers to stop before exiting anyway")
+)
+
+const runHooks = (hooks: ReadonlyArray<Effect.Effect<void>>, phase: string) =>
+  Effect.forEach(
+    hooks,
+    (hook) => Effect.catchAllCause(hook, (cause) => Effect.logError(`A ${phase} hook failed`, cause)),
+    { discard: true }
+  )
+
+/**
+ * Builds `layer`, starts its workers once the whole graph is built, runs
+ * until interrupted (a signal, under {@link run}), until `Lifecycle.stop`, or
+ * until a worker with the `"stopHost"` policy fails; then shuts down within
+ * the grace period.
+ *
+ * **Details**
+ *
+ * Shutdown runs the stopping hooks, stops the workers (in reverse order of
+ * start, or all at once with `concurrent`), releases the layer's resources in
+ * reverse order of acquisition, then runs the stopped hooks. If that takes
+ * longer than the grace period, the workers still running are logged and the
+ * effect fails with `ShutdownTimeout`.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const launch = <E, R>(
+  layer: Layer.Layer<never, E, R>,
+  options?: HostOptions
+): Effect.Effect<void, E | HostError, Exclude<R, WorkerRegistry | Lifecycle>> =>
+  Effect.gen(function*() {
+    const grace = options?.gracePeriod !== undefined
+      ? Duration.decode(options.gracePeriod)
+      : yield* gracePeriodConfig
+    const concurrent = options?.concurrent ?? false
+    const hostScope = yield* Scope.make()
+    const registry = yield* makeRegistry(false).pipe(Scope.extend(hostScope))
+    const internal = registry[RegistryInternal]
+    const started: Array<Effect.Effect<void>> = []
+    const stoppingHooks: Array<Effect.Effect<void>> = []
+    const stopped: Array<Effect.Effect<void>> = []
+    const stopRequested = yield* Deferred.make<void>()
+    const stoppingSignal = yield* Deferred.make<void>()
+    const lifecycle: LifecycleService = {
+      onStarted: (hook) => Effect.sync(() => void started.push(hook)),
+      onStopping: (hook) => Effect.sync(() => void stoppingHooks.push(hook)),
+      onStopped: (hook) => Effect.sync(() => void stopped.push(hook)),
+      stop: Deferred.succeed(stopRequested, void 0).pipe(Effect.asVoid),
+      stopping: Deferred.await(stoppingSignal)
+    }
+    const appScope = yield* Scope.fork(hostScope, ExecutionStrategy.sequential)
+
+    const shutdown = (exit: Exit.Exit<unknown, unknown>) =>
+      Effect.gen(function*() {
+        const deadline = Date.now() + Duration.toMillis(grace)
+        const remaining = () => Duration.millis(Math.max(0, deadline - Date.now()))
+        yield* Deferred.succeed(stoppingSignal, void 0)
+        yield* Effect.logInfo("Host stopping")
+        const steps = Effect.gen(function*() {
+          yield* runHooks(stoppingHooks, "stopping")
+          yield* internal.stopAll(concurrent)
+          yield* Scope.close(appScope, exit)
+        })
+        // Run detached so that a finalizer stuck in an uninterruptible region cannot hold the host past its grace.
+        const finished = yield* Effect.timeoutOption(Effect.interruptible(Effect.disconnect(steps)), remaining())
+        if (Option.isNone(finished)) {
+          const workers = internal.unstopped()
+          const error = new ShutdownTimeout({ gracePeriodMillis: Duration.toMillis(grace), workers })
+          yield* Effect.logError(error.message)
+          return yield* Effect.fail(error)
+        }
+        yield* runHooks(stopped, "stopped")
+        yield* Scope.close(hostScope, Exit.void)
+        yield* Effect.logInfo("Host stopped")
+      })
+
+    const run = Effect.gen(function*() {
+      const context = Context.make(WorkerRegistry, registry).pipe(Context.add(Lifecycle, lifecycle))
+      yield* Layer.buildWithScope(Layer.provide(layer, Layer.succeedContext(context)), appScope).pipe(
+        Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", cause))
+      )
+      yield* internal.startAll()
+      yield* Effect.logInfo(`Host started with ${internal.workers.size} worker(s)`)
+      yield* runHooks(started, "started")
+      const failure = yield* Effect.raceFirst(
+        Effect.map(registry.failure, Option.some),
+        Effect.as(Deferred.await(stopRequested), Option.none<WorkerFailed>())
+      )
+      if (Option.isSome(failure)) {
+        yield* Effect.logError(failure.value.message)
+        return yield* Effect.fail(failure.value)
+      }
+    })
+
+    const exit = yield* Effect.exit(Effect.interruptible(run))
+    const shutdownExit = yield* Effect.exit(shutdown(exit))
+    if (Exit.isFailure(shutdownExit)) {
+      return yield* Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)
+        ? Exit.failCause(Cause.sequential(exit.cause, shutdownExit.cause))
+        : shutdownExit
+    }
+    return yield* exit
+  }).pipe(Effect.uninterruptible)
+
+/**
+ * Runs `layer` as the process's program with `NodeRuntime.runMain` and
+ * {@link launch}: SIGINT or SIGTERM starts a graceful shutdown, a second
+ * signal exits at once (code 130), and the process exits with 0 after a clean
+ * stop or 1 when a worker failure stopped the host, the layer failed to build,
+ * or shutdown overran the grace period.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer, Schedule } from "effect"
+ * import { Host, Worker } from "effect-workers"
+ *
+ * const Heartbeat = Worker.make("heartbeat", Effect.log("alive"), { schedule: Schedule.spaced("1 second") })
+ *
+ * Host.run(Layer.mergeAll(Heartbeat), { gracePeriod: "10 seconds" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run = <E>(
+  layer: Layer.Layer<never, E, WorkerRegistry | Lifecycle>,
+  options?: HostOptions
+): void => {
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++
+    if (signals >= 2) {
+      process.stderr.write(`Received ${signal} again during shutdown: exiting now\n`)
+      process.exit(130)
+    }
+  }
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+  NodeRuntime.runMain(launch(layer, options), {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => {
+      const code = Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? 1 : 0
+      process.removeListener("SIGINT", onSignal)
+      process.removeListener("SIGTERM", onSignal)
+      onExit(code)
+      // A host process ends with its host, even when something keeps the event loop alive.
+      process.exit(code)
+    }
+  })
+}

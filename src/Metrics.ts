@@ -1,0 +1,64 @@
+/**
+ * The metrics effect-workers records. All names start with `effect_workers_`;
+ * every worker metric carries a `worker` label.
+ *
+ * @since 0.1.0
+ */
+import { Metric, MetricBoundaries } from "effect"
+
+/**
+ * Iterations that ended, labelled by `outcome` (`success` or `failure`).
+ * A failure is counted once per iteration, after its retries are spent.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const workerIterations = Metric.counter("effect_workers_worker_iterations", {
+  description: "Worker iterations that ended, by outcome",
+  incremental: true
+})
+
+/**
+ * Failed attempts, each retry included.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const workerFailures = Metric.counter("effect_workers_worker_failures", {
+  description: "Failed worker attempts, retries included",
+  incremental: true
+})
+
+/**
+ * Cron ticks skipped because the previous run was still going.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const workerSkipped = Metric.counter("effect_workers_worker_skipped", {
+  description: "Cron ticks skipped because the previous run had not finished",
+  incremental: true
+})
+
+/**
+ * Duration of iterations in seconds, retries included.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const workerDuration = Metric.histogram(
+  "effect_workers_worker_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
+  "Duration of worker iterations in seconds"
+)
+
+/**
+ * Items a queue consumer finished, labelled by `outcome` (`ack` or `deadLetter`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const consumerItems = Metric.counter("effect_workers_consumer_items", {
+  description: "Items handled by queue consumers, by outcome",
+  incremental: true
+})

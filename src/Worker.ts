@@ -1,0 +1,419 @@
+/**
+ * Hosted background workers: the `IHostedService` / `BackgroundService` of
+ * effect-workers. A worker is a name, a task and options; each worker is a
+ * `Layer`, and composing workers is composing layers.
+ *
+ * @since 0.1.0
+ */
+import type { Mailbox, Queue, Scope } from "effect"
+import { Cause, Duration, Effect, Either, Layer, Schedule, Stream } from "effect"
+import { parseCron } from "./internal/cron.js"
+import {
+  type Common,
+  ConsumerWorker,
+  type FailurePolicy as FailurePolicyInternal,
+  type Overlap as OverlapInternal,
+  queueSource,
+  ScheduledWorker,
+  streamSource
+} from "./internal/worker.js"
+import { InvalidCronExpression, InvalidWorkerOptions } from "./WorkerError.js"
+import { RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
+
+/**
+ * What a worker does once an iteration has failed and its retries are spent.
+ *
+ * - `"continue"` (default): log it, count it, and run again at the next
+ *   scheduled time. A run-once worker ends in the `failed` state.
+ * - `"restart"`: start the worker over (its schedule from the beginning) after
+ *   a restart delay of 1 s, doubling with each consecutive restart up to 1 min.
+ * - `"stopHost"`: stop the whole host; the process exits with code 1.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailurePolicy = FailurePolicyInternal
+
+/**
+ * What a cron worker does when a tick comes while the previous run is still going.
+ *
+ * - `"skip"` (default): skip the tick (counted in the status as `skipped`).
+ * - `"wait"`: run once more as soon as the current run ends (at most one waits).
+ * - `"allow"`: start another run alongside.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Overlap = OverlapInternal
+
+/**
+ * The retry schedule used when none is given: exponential from 1 second,
+ * doubling, jittered, at most 3 retries. A task that fails at once, forever,
+ * is slowed down by it instead of spinning.
+ *
+ * @since 0.1.0
+ * @category schedules
+ */
+export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.exponential("1 second", 2).pipe(
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(3))
+)
+
+/**
+ * Options shared by every kind of worker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CommonOptions<ROut, E2, RIn> {
+  /**
+   * Retry schedule for a failed iteration (or item, for consumers). It sees the
+   * failure (your error, or the defect). `false` disables retries. Default: {@link defaultRetry}.
+   */
+  readonly retry?: Schedule.Schedule<unknown, unknown> | false | undefined
+  /** What happens once retries are spent. Default `"continue"`. */
+  readonly onFailure?: FailurePolicy | undefined
+  /**
+   * A layer built fresh for every attempt and released when it ends (the
+   * `IServiceScope` created per iteration). The task's own `Scope` closes
+   * first, then this layer's.
+   */
+  readonly layer?: Layer.Layer<ROut, E2, RIn> | undefined
+  /** Record a span per iteration. Default `true`. */
+  readonly tracing?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
+  /**
+   * Repeat schedule, stepped after each iteration ends (as `Effect.repeat`
+   * does). Omit it to run the task once, like `BackgroundService.ExecuteAsync`.
+   */
+  readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Delay before the first iteration. Default 0. */
+  readonly initialDelay?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CronOptions<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
+  /** Cron expression with 5 fields, or 6 with seconds first. */
+  readonly cron: string
+  /** IANA time zone name or offset. Default: the process's local time zone. */
+  readonly timeZone?: string | undefined
+  /** What to do with a tick that comes while the previous run goes on. Default `"skip"`. */
+  readonly overlap?: Overlap | undefined
+  /** The first tick considered is the first at or after start + this delay. Default 0. */
+  readonly initialDelay?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConsumerOptions<A, E, R, ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
+  /**
+   * Where items come from. Items are taken only when a slot is free, so
+   * untaken items stay in the source at shutdown. Items whose handler is
+   * interrupted by shutdown are handed back: offered again to a `Queue` or
+   * `Mailbox` (at its end), or passed to `onUnfinished` for a `Stream` (whose
+   * already pulled, unstarted items are passed there too).
+   */
+  readonly source: Queue.Dequeue<A> | Mailbox.ReadonlyMailbox<A, unknown> | Stream.Stream<A, unknown, R>
+  /** Handles one item. Success acknowledges it; failure retries it, then dead-letters it. */
+  readonly handler: (item: A) => Effect.Effect<unknown, E, R | Scope.Scope>
+  /** Items handled at once. Default 1. */
+  readonly concurrency?: number | undefined
+  /**
+   * Receives items that still fail after their retries, with the failure.
+   * Default: log the item and the failure as an error.
+   */
+  readonly deadLetter?: ((item: A, cause: Cause.Cause<unknown>) => Effect.Effect<void, unknown, R>) | undefined
+  /** Receives items unfinished at shutdown instead of the default hand-back. */
+  readonly onUnfinished?: ((item: A) => Effect.Effect<void, never, R>) | undefined
+}
+
+/**
+ * The layer type of a worker: it needs the status registry, whatever the task
+ * needs (less `Scope`, which each iteration gets fresh, and less what the
+ * per-iteration layer provides), and what that layer needs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type WorkerLayer<E, R> = Layer.Layer<never, E, WorkerRegistry | R>
+
+const validateCommon = (
+  name: string,
+  initialDelay: Duration.DurationInput | undefined
+): Either.Either<number, InvalidWorkerOptions> => {
+  if (name.trim().length === 0) {
+    return Either.left(new InvalidWorkerOptions({ worker: name, option: "name", reason: "must not be empty" }))
+  }
+  if (initialDelay === undefined) return Either.right(0)
+  const decoded = Duration.decodeUnknown(initialDelay)
+  if (decoded._tag === "None" || Duration.toMillis(decoded.value) < 0) {
+    return Either.left(
+      new InvalidWorkerOptions({
+        worker: name,
+        option: "initialDelay",
+        reason: `must be a duration of 0 or more, such as "5 seconds" (got ${String(initialDelay)})`
+      })
+    )
+  }
+  return Either.right(Duration.toMillis(decoded.value))
+}
+
+const common = (
+  name: string,
+  options: Pick<CommonOptions<never, never, never>, "retry" | "onFailure" | "tracing"> | undefined
+): Common => ({
+  name,
+  retry: options?.retry === false ? undefined : options?.retry ?? defaultRetry,
+  onFailure: options?.onFailure ?? "continue",
+  tracing: options?.tracing ?? true
+})
+
+const attemptOf = <A, E, R>(
+  task: Effect.Effect<A, E, R>,
+  layer: Layer.Layer<unknown, unknown, unknown> | undefined
+): Effect.Effect<unknown, unknown, never> => {
+  const scoped = Effect.scoped(task as Effect.Effect<A, E, Scope.Scope>)
+  return (layer === undefined ? scoped : Effect.provide(scoped, layer as unknown as Layer.Layer<never>)) as Effect.Effect<
+    unknown
+  >
+}
+
+const register = <E>(
+  build: (registry: WorkerRegistry["Type"]) => Effect.Effect<
+    ScheduledWorker | ConsumerWorker<unknown>,
+    never,
+    never
+  >
+): WorkerLayer<E | InvalidWorkerOptions, never> =>
+  Layer.scopedDiscard(
+    Effect.gen(function*() {
+      const registry = yield* WorkerRegistry
+      const worker = yield* build(registry)
+      const internal = registry[RegistryInternal]
+      yield* Effect.acquireRelease(internal.register(worker), () => internal.deregister(worker))
+    })
+  )
+
+/**
+ * A worker that runs `task` on a `Schedule`, or once when no schedule is given.
+ *
+ * **Details**
+ *
+ * The worker starts when the host has built the whole layer graph (or at once
+ * under `WorkerRegistry.layer`) and never blocks the start of other workers.
+ * Each attempt gets a fresh `Scope` (and a fresh `layer`, if given), closed
+ * when the attempt ends, on success, failure or interruption. A failed attempt
+ * is retried on `retry`; once retries are spent the `onFailure` policy decides.
+ * Failures and defects are logged with the worker's name, counted in the
+ * status registry and in the `effect_workers_worker_*` metrics. Shutdown
+ * interrupts the running iteration.
+ *
+ * Periodic workers share one timer per registry instead of holding a
+ * sleeping fiber each, so thousands of them cost little.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Schedule } from "effect"
+ * import { Worker } from "effect-workers"
+ *
+ * export const Heartbeat = Worker.make("heartbeat", Effect.log("still alive"), {
+ *   schedule: Schedule.spaced("30 seconds"),
+ *   initialDelay: "5 seconds"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <A, E, R, ROut = never, E2 = never, RIn = never>(
+  name: string,
+  task: Effect.Effect<A, E, R>,
+  options?: Options<ROut, E2, RIn>
+): WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn> => {
+  const delay = validateCommon(name, options?.initialDelay)
+  if (Either.isLeft(delay)) return Layer.fail(delay.left)
+  const attempt = attemptOf(task, options?.layer as Layer.Layer<unknown, unknown, unknown> | undefined)
+  return register((registry) =>
+    Effect.map(Effect.zip(Effect.runtime<never>(), Effect.clock), ([runtime, clock]) =>
+      new ScheduledWorker(
+        registry[RegistryInternal],
+        runtime,
+        clock,
+        common(name, options),
+        { _tag: "Schedule", schedule: options?.schedule },
+        delay.right,
+        attempt
+      ))
+  ) as WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn>
+}
+
+/**
+ * Checks a cron expression and time zone the way {@link cron} does, without
+ * defining a worker.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validateCron = (
+  expression: string,
+  timeZone?: string
+): Either.Either<import("effect").Cron.Cron, InvalidCronExpression> => parseCron("(cron)", expression, timeZone)
+
+/**
+ * A worker that runs `task` on a cron expression, in a time zone.
+ *
+ * **Details**
+ *
+ * The expression (5 fields, or 6 with seconds first) and the time zone are
+ * checked when the worker is defined: a bad one makes the layer fail with
+ * {@link InvalidCronExpression} naming the field, before any worker starts.
+ * Ticks follow wall-clock time in the zone: on a spring-forward day a tick
+ * inside the skipped hour runs at the first valid instant after it; on a
+ * fall-back day a tick in the repeated hour runs once. The next tick is in the
+ * status registry as `nextRunAt`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Worker } from "effect-workers"
+ *
+ * export const DailyReport = Worker.cron("daily-report", Effect.log("sending the report"), {
+ *   cron: "0 2 * * *",
+ *   timeZone: "Europe/Berlin"
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const cron = <A, E, R, ROut = never, E2 = never, RIn = never>(
+  name: string,
+  task: Effect.Effect<A, E, R>,
+  options: CronOptions<ROut, E2, RIn>
+): WorkerLayer<InvalidWorkerOptions | InvalidCronExpression, Exclude<R, Scope.Scope | ROut> | RIn> => {
+  const delay = validateCommon(name, options.initialDelay)
+  if (Either.isLeft(delay)) return Layer.fail(delay.left)
+  const parsed = parseCron(name, options.cron, options.timeZone)
+  if (Either.isLeft(parsed)) return Layer.fail(parsed.left)
+  const attempt = attemptOf(task, options.layer as Layer.Layer<unknown, unknown, unknown> | undefined)
+  return register((registry) =>
+    Effect.map(Effect.zip(Effect.runtime<never>(), Effect.clock), ([runtime, clock]) =>
+      new ScheduledWorker(
+        registry[RegistryInternal],
+        runtime,
+        clock,
+        common(name, options),
+        { _tag: "Cron", cron: parsed.right, overlap: options.overlap ?? "skip" },
+        delay.right,
+        attempt
+      ))
+  ) as WorkerLayer<InvalidWorkerOptions | InvalidCronExpression, Exclude<R, Scope.Scope | ROut> | RIn>
+}
+
+const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
+  typeof u === "object" && u !== null && Stream.StreamTypeId in u
+
+/**
+ * A queue consumer: takes items from a `Queue`, `Mailbox` or `Stream` and
+ * handles up to `concurrency` at once (ack on success, retry on failure, then
+ * the dead-letter handler), like the `MessageQueueProcessorService` pattern.
+ *
+ * **Details**
+ *
+ * Nothing is dropped at shutdown: items not yet taken stay in the source, and
+ * items whose handler is interrupted are handed back (see
+ * {@link ConsumerOptions.source}). The worker ends (`stopped`) when a
+ * `Mailbox` or `Stream` source ends; a source that fails is handled by the
+ * `onFailure` policy.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Queue } from "effect"
+ * import { Worker } from "effect-workers"
+ *
+ * export const consumer = (queue: Queue.Queue<string>) =>
+ *   Worker.consumer("emails", {
+ *     source: queue,
+ *     handler: (email) => Effect.log(`sending ${email}`),
+ *     concurrency: 4
+ *   })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const consumer = <A, E, R, ROut = never, E2 = never, RIn = never>(
+  name: string,
+  options: ConsumerOptions<A, E, R, ROut, E2, RIn>
+): WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn> => {
+  const checked = validateCommon(name, undefined)
+  if (Either.isLeft(checked)) return Layer.fail(checked.left)
+  const concurrency = options.concurrency ?? 1
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    return Layer.fail(
+      new InvalidWorkerOptions({
+        worker: name,
+        option: "concurrency",
+        reason: `must be a whole number of 1 or more (got ${concurrency})`
+      })
+    )
+  }
+  const layer = options.layer as Layer.Layer<unknown, unknown, unknown> | undefined
+  const source = options.source as unknown
+  const onUnfinished = options.onUnfinished as ((item: A) => Effect.Effect<void>) | undefined
+  const handler = (item: A) => attemptOf(options.handler(item), layer)
+  const deadLetter = options.deadLetter as
+    | ((item: A, cause: Cause.Cause<unknown>) => Effect.Effect<void, unknown>)
+    | undefined
+  return register((registry) =>
+    Effect.map(Effect.zip(Effect.runtime<never>(), Effect.clock), ([runtime, clock]) =>
+      new ConsumerWorker<A>(registry[RegistryInternal], runtime, clock, common(name, options), {
+        concurrency,
+        handler,
+        deadLetter: deadLetter ??
+          ((item, cause) =>
+            Effect.logError(`Worker "${name}": dead letter`, cause).pipe(Effect.annotateLogs("item", String(item)))),
+        source: isStream(source)
+          ? streamSource(source as Stream.Stream<A, unknown>, onUnfinished, name)
+          : (() => {
+            const queue = source as Queue.Dequeue<A> & Partial<Queue.Enqueue<A>>
+            const mailbox = source as Partial<Mailbox.Mailbox<A, unknown>>
+            const isMailbox = typeof mailbox.takeN === "function" && typeof mailbox.unsafeDone === "function"
+            if (isMailbox) {
+              const m = source as Mailbox.Mailbox<A, unknown>
+              const base = queueSource<A>(m.take, (item) => m.offer(item), onUnfinished, name)
+              return Effect.succeed({
+                ...base,
+                take: Effect.catchIf(base.take, Cause.isNoSuchElementException, () => Effect.succeedNone)
+              })
+            }
+            const offer = typeof queue.offer === "function" ? (item: A) => queue.offer!(item) : undefined
+            return Effect.succeed(queueSource<A>(queue.take, offer, onUnfinished, name))
+          })
+      }) as unknown as ConsumerWorker<unknown>)
+  ) as WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn>
+}
+
+export {
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  InvalidCronExpression,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  InvalidWorkerOptions
+}

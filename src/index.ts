@@ -1,0 +1,10 @@
+/**
+ * @since 0.1.0
+ */
+export * as Host from "./Host.js"
+export * as Metrics from "./Metrics.js"
+export * as Testing from "./Testing.js"
+export * as Worker from "./Worker.js"
+export * as WorkerError from "./WorkerError.js"
+export * as WorkerRegistry from "./WorkerRegistry.js"
+export * as WorkerStatus from "./WorkerStatus.js"

@@ -1,0 +1,212 @@
+import { Cause, Deferred, Effect, Exit, type Fiber, FiberId, Option, Runtime } from "effect"
+import { InvalidWorkerOptions, type WorkerFailed } from "../WorkerError.js"
+import { type WorkerState, WorkerStatus } from "../WorkerStatus.js"
+import { SharedTimer } from "./timer.js"
+
+/** What a worker definition gives the registry: how to start and stop it. */
+export interface Managed {
+  readonly name: string
+  readonly kind: WorkerStatus["kind"]
+  readonly status: StatusCell
+  /** Starts the worker; called once, on the registry's timer fiber or a host fiber. */
+  start(): void
+  /** Stops scheduling and interrupts running iterations without waiting. */
+  stopFork(): void
+  /** Completes when every iteration of the worker has ended. */
+  readonly awaitStopped: Effect.Effect<void>
+}
+
+/** The mutable status of one worker; snapshots are taken on read. */
+export class StatusCell {
+  state: WorkerState = "starting"
+  lastStartedAt: number | undefined = undefined
+  lastEndedAt: number | undefined = undefined
+  lastError: string | undefined = undefined
+  iterations = 0
+  failures = 0
+  skipped = 0
+  nextRunAt: number | undefined = undefined
+
+  constructor(readonly name: string, readonly kind: WorkerStatus["kind"], private readonly registry: Registry) {}
+
+  set(state: WorkerState): void {
+    this.state = state
+    this.registry.notify()
+  }
+
+  snapshot(): WorkerStatus {
+    const opt = (n: number | undefined) => n === undefined ? Option.none() : Option.some(new Date(n))
+    return new WorkerStatus({
+      name: this.name,
+      kind: this.kind,
+      state: this.state,
+      lastStartedAt: opt(this.lastStartedAt),
+      lastEndedAt: opt(this.lastEndedAt),
+      lastError: Option.fromNullable(this.lastError),
+      iterations: this.iterations,
+      failures: this.failures,
+      skipped: this.skipped,
+      nextRunAt: opt(this.nextRunAt)
+    })
+  }
+}
+
+interface Watcher {
+  readonly name: string
+  readonly predicate: (status: WorkerStatus) => boolean
+  readonly deferred: Deferred.Deferred<WorkerStatus>
+}
+
+/**
+ * The registry behind `WorkerRegistry`: status of every worker, the shared
+ * timer, and the start/stop protocol the host drives.
+ */
+export class Registry {
+  readonly timer = new SharedTimer()
+  readonly workers = new Map<string, Managed>()
+  readonly failure: Deferred.Deferred<WorkerFailed> = Deferred.unsafeMake(FiberId.none)
+  private readonly watchers = new Set<Watcher>()
+  private started = false
+
+  constructor(readonly startImmediately: boolean) {}
+
+  register(worker: Managed): Effect.Effect<void, InvalidWorkerOptions> {
+    return Effect.suspend(() => {
+      if (this.workers.has(worker.name)) {
+        return Effect.fail(
+          new InvalidWorkerOptions({
+            worker: worker.name,
+            option: "name",
+            reason: "is already used by another worker; give each worker a unique name"
+          })
+        )
+      }
+      this.workers.set(worker.name, worker)
+      this.notify()
+      if (this.startImmediately || this.started) worker.start()
+      return Effect.void
+    })
+  }
+
+  /** Stops a worker and forgets it (its layer's finalizer). */
+  deregister(worker: Managed): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      worker.stopFork()
+      return worker.awaitStopped
+    }).pipe(Effect.ensuring(Effect.sync(() => {
+      if (this.workers.get(worker.name) === worker) this.workers.delete(worker.name)
+      this.notify()
+    })))
+  }
+
+  startAll(): Effect.Effect<void> {
+    return Effect.sync(() => {
+      this.started = true
+      for (const worker of this.workers.values()) worker.start()
+    })
+  }
+
+  /** Stops the workers, in reverse order of registration or all at once. */
+  stopAll(concurrently: boolean): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const workers = [...this.workers.values()].reverse()
+      if (concurrently) {
+        for (const worker of workers) worker.stopFork()
+        return Effect.forEach(workers, (worker) => worker.awaitStopped, { discard: true, concurrency: "unbounded" })
+      }
+      return Effect.forEach(workers, (worker) =>
+        Effect.suspend(() => {
+          worker.stopFork()
+          return worker.awaitStopped
+        }), { discard: true })
+    })
+  }
+
+  /** Names of workers with an iteration still running. */
+  unstopped(): Array<string> {
+    const names: Array<string> = []
+    for (const worker of this.workers.values()) {
+      if (worker.status.state !== "stopped" && worker.status.state !== "failed") names.push(worker.name)
+    }
+    return names
+  }
+
+  snapshot(): Array<WorkerStatus> {
+    return [...this.workers.values()].map((worker) => worker.status.snapshot())
+  }
+
+  awaitStatus(name: string, predicate: (status: WorkerStatus) => boolean): Effect.Effect<WorkerStatus> {
+    return Effect.suspend(() => {
+      const current = this.workers.get(name)?.status.snapshot()
+      if (current !== undefined && predicate(current)) return Effect.succeed(current)
+      const watcher: Watcher = { name, predicate, deferred: Deferred.unsafeMake(FiberId.none) }
+      this.watchers.add(watcher)
+      return Deferred.await(watcher.deferred).pipe(Effect.ensuring(Effect.sync(() => this.watchers.delete(watcher))))
+    })
+  }
+
+  notify(): void {
+    if (this.watchers.size === 0) return
+    for (const watcher of this.watchers) {
+      const status = this.workers.get(watcher.name)?.status.snapshot()
+      if (status !== undefined && watcher.predicate(status)) {
+        this.watchers.delete(watcher)
+        Deferred.unsafeDone(watcher.deferred, Exit.succeed(status))
+      }
+    }
+  }
+
+  signalFailure(error: WorkerFailed): void {
+    Deferred.unsafeDone(this.failure, Exit.succeed(error))
+  }
+}
+
+/**
+ * Fibers a worker has running, forked with the runtime captured when its
+ * layer was built (so iterations see the layer's services and the test clock).
+ */
+export class FiberTracker {
+  private readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
+  private idle: Deferred.Deferred<void> | undefined = undefined
+
+  constructor(private readonly runtime: Runtime.Runtime<never>) {}
+
+  get size(): number {
+    return this.fibers.size
+  }
+
+  fork(effect: Effect.Effect<unknown, unknown>): Fiber.RuntimeFiber<unknown, unknown> {
+    // The runtime may come from an uninterruptible region (a layer built by the host): iterations must stay interruptible.
+    const fiber = Runtime.runFork(this.runtime)(Effect.interruptible(effect))
+    this.fibers.add(fiber)
+    fiber.addObserver(() => {
+      this.fibers.delete(fiber)
+      if (this.fibers.size === 0 && this.idle !== undefined) {
+        Deferred.unsafeDone(this.idle, Exit.void)
+        this.idle = undefined
+      }
+    })
+    return fiber
+  }
+
+  interruptAll(): void {
+    for (const fiber of this.fibers) fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  readonly awaitEmpty: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.fibers.size === 0) return Effect.void
+    this.idle ??= Deferred.unsafeMake(FiberId.none)
+    return Deferred.await(this.idle)
+  })
+}
+
+/** Pretty text of a failure for logs and the status registry. */
+export const causeText = (cause: Cause.Cause<unknown>): string => {
+  const squashed = Cause.squash(cause)
+  if (squashed instanceof Error) return `${squashed.name}: ${squashed.message}`
+  if (typeof squashed === "object" && squashed !== null && "_tag" in squashed) {
+    const message = "message" in squashed ? `: ${String(squashed.message)}` : ""
+    return `${String(squashed._tag)}${message}`
+  }
+  return String(squashed)
+}
