@@ -7,7 +7,19 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type { ConfigError } from "effect"
-import { Cause, Config, Context, Deferred, Duration, Effect, ExecutionStrategy, Exit, Layer, Option, Scope } from "effect"
+import {
+  Cause,
+  Config,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  Layer,
+  Option,
+  Scope
+} from "effect"
 import { ShutdownTimeout, type WorkerFailed } from "./WorkerError.js"
 import { make as makeRegistry, RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
 

@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-import type { Mailbox, Queue, Scope } from "effect"
-import { Cause, Duration, Effect, Either, Layer, Schedule, Stream } from "effect"
+import type { Scope, Stream } from "effect"
+import { Cause, Duration, Effect, Either, Layer, Mailbox, Queue, Schedule } from "effect"
 import { parseCron } from "./internal/cron.js"
 import {
   type Common,
@@ -15,6 +15,7 @@ import {
   type Overlap as OverlapInternal,
   queueSource,
   ScheduledWorker,
+  type Source,
   streamSource
 } from "./internal/worker.js"
 import { InvalidCronExpression, InvalidWorkerOptions } from "./WorkerError.js"
@@ -184,9 +185,11 @@ const attemptOf = <A, E, R>(
   layer: Layer.Layer<unknown, unknown, unknown> | undefined
 ): Effect.Effect<unknown, unknown, never> => {
   const scoped = Effect.scoped(task as Effect.Effect<A, E, Scope.Scope>)
-  return (layer === undefined ? scoped : Effect.provide(scoped, layer as unknown as Layer.Layer<never>)) as Effect.Effect<
-    unknown
-  >
+  return (layer === undefined
+    ? scoped
+    : Effect.provide(scoped, layer as unknown as Layer.Layer<never>)) as Effect.Effect<
+      unknown
+    >
 }
 
 const register = <E>(
@@ -278,10 +281,11 @@ export const validateCron = (
  * The expression (5 fields, or 6 with seconds first) and the time zone are
  * checked when the worker is defined: a bad one makes the layer fail with
  * {@link InvalidCronExpression} naming the field, before any worker starts.
- * Ticks follow wall-clock time in the zone: on a spring-forward day a tick
- * inside the skipped hour runs at the first valid instant after it; on a
- * fall-back day a tick in the repeated hour runs once. The next tick is in the
- * status registry as `nextRunAt`.
+ * Ticks follow wall-clock time in the zone. On a spring-forward day a tick
+ * inside the skipped hour runs once, shifted by the length of the gap (02:30
+ * runs at 03:30); on a fall-back day a time in the repeated hour runs once, on
+ * its first pass. No tick is doubled. The next tick is in the status registry
+ * as `nextRunAt`.
  *
  * @example
  * ```ts
@@ -321,8 +325,25 @@ export const cron = <A, E, R, ROut = never, E2 = never, RIn = never>(
   ) as WorkerLayer<InvalidWorkerOptions | InvalidCronExpression, Exclude<R, Scope.Scope | ROut> | RIn>
 }
 
-const isStream = (u: unknown): u is Stream.Stream<unknown, unknown, unknown> =>
-  typeof u === "object" && u !== null && Stream.StreamTypeId in u
+// Queues and mailboxes are checked first: they can also be used where a Stream is expected.
+const sourceOf = <A>(
+  source: unknown,
+  onUnfinished: ((item: A) => Effect.Effect<void>) | undefined,
+  name: string
+): (scope: Scope.Scope) => Effect.Effect<Source<A>> => {
+  if (Mailbox.isReadonlyMailbox<A>(source)) {
+    const offer = Mailbox.isMailbox<A>(source) ? (item: A) => source.offer(item) : undefined
+    const base = queueSource<A>(source.take, offer, onUnfinished, name)
+    const take = Effect.catchIf(base.take, Cause.isNoSuchElementException, () => Effect.succeedNone)
+    return () => Effect.succeed({ ...base, take })
+  }
+  if (Queue.isDequeue(source)) {
+    const queue = source as Queue.Dequeue<A>
+    const offer = Queue.isEnqueue(source) ? (item: A) => (source as Queue.Enqueue<A>).offer(item) : undefined
+    return () => Effect.succeed(queueSource<A>(queue.take, offer, onUnfinished, name))
+  }
+  return streamSource(source as Stream.Stream<A, unknown>, onUnfinished, name)
+}
 
 /**
  * A queue consumer: takes items from a `Queue`, `Mailbox` or `Stream` and
@@ -377,31 +398,18 @@ export const consumer = <A, E, R, ROut = never, E2 = never, RIn = never>(
     | ((item: A, cause: Cause.Cause<unknown>) => Effect.Effect<void, unknown>)
     | undefined
   return register((registry) =>
-    Effect.map(Effect.zip(Effect.runtime<never>(), Effect.clock), ([runtime, clock]) =>
-      new ConsumerWorker<A>(registry[RegistryInternal], runtime, clock, common(name, options), {
-        concurrency,
-        handler,
-        deadLetter: deadLetter ??
-          ((item, cause) =>
-            Effect.logError(`Worker "${name}": dead letter`, cause).pipe(Effect.annotateLogs("item", String(item)))),
-        source: isStream(source)
-          ? streamSource(source as Stream.Stream<A, unknown>, onUnfinished, name)
-          : (() => {
-            const queue = source as Queue.Dequeue<A> & Partial<Queue.Enqueue<A>>
-            const mailbox = source as Partial<Mailbox.Mailbox<A, unknown>>
-            const isMailbox = typeof mailbox.takeN === "function" && typeof mailbox.unsafeDone === "function"
-            if (isMailbox) {
-              const m = source as Mailbox.Mailbox<A, unknown>
-              const base = queueSource<A>(m.take, (item) => m.offer(item), onUnfinished, name)
-              return Effect.succeed({
-                ...base,
-                take: Effect.catchIf(base.take, Cause.isNoSuchElementException, () => Effect.succeedNone)
-              })
-            }
-            const offer = typeof queue.offer === "function" ? (item: A) => queue.offer!(item) : undefined
-            return Effect.succeed(queueSource<A>(queue.take, offer, onUnfinished, name))
-          })
-      }) as unknown as ConsumerWorker<unknown>)
+    Effect.map(
+      Effect.zip(Effect.runtime<never>(), Effect.clock),
+      ([runtime, clock]) =>
+        new ConsumerWorker<A>(registry[RegistryInternal], runtime, clock, common(name, options), {
+          concurrency,
+          handler,
+          deadLetter: deadLetter ??
+            ((item, cause) =>
+              Effect.logError(`Worker "${name}": dead letter`, cause).pipe(Effect.annotateLogs("item", String(item)))),
+          source: sourceOf(source, onUnfinished, name)
+        }) as unknown as ConsumerWorker<unknown>
+    )
   ) as WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn>
 }
 

@@ -76,7 +76,9 @@ export class ShutdownTimeout extends Schema.TaggedError<ShutdownTimeout>()("Shut
   workers: Schema.Array(Schema.String)
 }) {
   override get message(): string {
-    const who = this.workers.length === 0 ? "finalizers still running" : `workers still running: ${this.workers.join(", ")}`
+    const who = this.workers.length === 0
+      ? "finalizers still running"
+      : `workers still running: ${this.workers.join(", ")}`
     return `Shutdown did not finish within the grace period of ${this.gracePeriodMillis} ms (${who})`
   }
 }

@@ -45,7 +45,9 @@ export class WorkerRegistry extends Context.Tag("effect-workers/WorkerRegistry")
 >() {}
 
 /** @internal */
-export const make = (startImmediately: boolean): Effect.Effect<WorkerRegistryService, never, import("effect").Scope.Scope> =>
+export const make = (
+  startImmediately: boolean
+): Effect.Effect<WorkerRegistryService, never, import("effect").Scope.Scope> =>
   Effect.gen(function*() {
     const registry = new Registry(startImmediately)
     yield* Effect.forkScoped(Effect.interruptible(registry.timer.run))

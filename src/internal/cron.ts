@@ -25,7 +25,11 @@ export const parseCron = (
   if (typeof timeZone === "string") {
     const parsed = DateTime.zoneFromString(timeZone)
     if (parsed._tag === "None") {
-      return fail("timeZone", "use an IANA name such as \"Europe/Berlin\" or \"UTC\", or an offset such as \"+02:00\"", timeZone)
+      return fail(
+        "timeZone",
+        "use an IANA name such as \"Europe/Berlin\" or \"UTC\", or an offset such as \"+02:00\"",
+        timeZone
+      )
     }
     zone = parsed.value
   } else {

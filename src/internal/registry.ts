@@ -66,13 +66,15 @@ export class Registry {
   readonly workers = new Map<string, Managed>()
   readonly failure: Deferred.Deferred<WorkerFailed> = Deferred.unsafeMake(FiberId.none)
   private readonly watchers = new Set<Watcher>()
+  private readonly deregistered = new WeakSet<Managed>()
   private started = false
 
   constructor(readonly startImmediately: boolean) {}
 
   register(worker: Managed): Effect.Effect<void, InvalidWorkerOptions> {
     return Effect.suspend(() => {
-      if (this.workers.has(worker.name)) {
+      const existing = this.workers.get(worker.name)
+      if (existing !== undefined && !this.deregistered.has(existing)) {
         return Effect.fail(
           new InvalidWorkerOptions({
             worker: worker.name,
@@ -81,6 +83,7 @@ export class Registry {
           })
         )
       }
+      this.workers.delete(worker.name)
       this.workers.set(worker.name, worker)
       this.notify()
       if (this.startImmediately || this.started) worker.start()
@@ -88,13 +91,16 @@ export class Registry {
     })
   }
 
-  /** Stops a worker and forgets it (its layer's finalizer). */
+  /**
+   * Stops a worker (its layer's finalizer). Its last status stays readable
+   * until a worker with the same name registers again.
+   */
   deregister(worker: Managed): Effect.Effect<void> {
     return Effect.suspend(() => {
       worker.stopFork()
       return worker.awaitStopped
     }).pipe(Effect.ensuring(Effect.sync(() => {
-      if (this.workers.get(worker.name) === worker) this.workers.delete(worker.name)
+      this.deregistered.add(worker)
       this.notify()
     })))
   }

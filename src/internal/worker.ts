@@ -84,18 +84,20 @@ const withRetries = <A>(
         return exit
       }
       driver ??= yield* Schedule.driver(retry)
-      const next = yield* Effect.either(driver.next(Cause.squash(exit.cause)).pipe(
-        Effect.tap((delay) =>
-          Effect.logWarning(
-            `${what} failed, retrying${Duration.isDuration(delay) ? ` in ${Duration.format(delay)}` : ""}`,
-            exit.cause
-          )
-        ),
-        Effect.onInterrupt(() => Effect.sync(() => cell.set("running"))),
-        Effect.zipLeft(Effect.void),
-        Effect.interruptible,
-        (eff) => Effect.zipRight(Effect.sync(() => cell.set("backingOff")), eff)
-      ))
+      const next = yield* Effect.either(
+        driver.next(Cause.squash(exit.cause)).pipe(
+          Effect.tap((delay) =>
+            Effect.logWarning(
+              `${what} failed, retrying${Duration.isDuration(delay) ? ` in ${Duration.format(delay)}` : ""}`,
+              exit.cause
+            )
+          ),
+          Effect.onInterrupt(() => Effect.sync(() => cell.set("running"))),
+          Effect.zipLeft(Effect.void),
+          Effect.interruptible,
+          (eff) => Effect.zipRight(Effect.sync(() => cell.set("backingOff")), eff)
+        )
+      )
       if (next._tag === "Left") {
         yield* Effect.logError(`${what} failed, retries spent`, exit.cause)
         return exit
@@ -332,6 +334,7 @@ export interface ConsumerOptions<A> {
 /** A queue consumer: takes items while a slot is free, retries each, dead-letters what still fails. */
 export class ConsumerWorker<A> extends Base {
   private inFlight = 0
+  private sourceEnded = false
 
   constructor(
     registry: Registry,
@@ -382,35 +385,41 @@ export class ConsumerWorker<A> extends Base {
       Effect.onInterrupt(() => source.handBack(item)),
       Effect.ensuring(Effect.sync(() => {
         self.inFlight--
-        if (self.inFlight === 0 && !self.stopping) self.status.set("idle")
+        if (self.inFlight === 0 && !self.stopping) self.status.set(self.sourceEnded ? "stopped" : "idle")
       })),
       Effect.annotateLogs("worker", this.name)
     )
   }
 
   private readonly loop: Effect.Effect<void> = Effect.gen(this, function*() {
-    const scope = yield* Scope.make()
-    const source = yield* this.options.source(scope)
-    const slots = yield* Effect.makeSemaphore(this.options.concurrency)
-    const exit = yield* Effect.exit(Effect.gen(this, function*() {
-      while (true) {
-        yield* slots.take(1)
-        const ended = yield* Effect.uninterruptibleMask((restore) =>
-          restore(Scope.extend(source.take, scope)).pipe(
-            Effect.map((next) => {
-              if (Option.isNone(next)) return true
-              this.tracker.fork(this.handle(next.value, source).pipe(Effect.ensuring(slots.release(1))))
-              return false
-            })
-          )
-        )
-        if (ended) return
-      }
-    }))
-    yield* Scope.close(scope, Exit.void)
+    this.sourceEnded = false
+    // The scope holds the source (a stream's pull); closing it hands back what was pulled but not started.
+    const exit = yield* Effect.exit(Effect.acquireUseRelease(
+      Scope.make(),
+      (scope) =>
+        Effect.gen(this, function*() {
+          const source = yield* this.options.source(scope)
+          const slots = yield* Effect.makeSemaphore(this.options.concurrency)
+          while (true) {
+            yield* slots.take(1)
+            const ended = yield* Effect.uninterruptibleMask((restore) =>
+              restore(Scope.extend(source.take, scope)).pipe(
+                Effect.map((next) => {
+                  if (Option.isNone(next)) return true
+                  this.tracker.fork(this.handle(next.value, source).pipe(Effect.ensuring(slots.release(1))))
+                  return false
+                })
+              )
+            )
+            if (ended) return
+          }
+        }),
+      (scope, exit) => Scope.close(scope, exit)
+    ))
     if (Exit.isSuccess(exit)) {
-      // The source ended: wait for the items in flight, then the worker is done.
-      yield* Effect.sync(() => this.stopping || this.status.set(this.inFlight === 0 ? "stopped" : "running"))
+      // The source ended: the worker is done once the items in flight are.
+      this.sourceEnded = true
+      if (!this.stopping && this.inFlight === 0) this.status.set("stopped")
       return
     }
     if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
