@@ -140,8 +140,9 @@ export const launch = <E, R>(
 
     const shutdown = (exit: Exit.Exit<unknown, unknown>) =>
       Effect.gen(function*() {
-        const deadline = Date.now() + Duration.toMillis(grace)
-        const remaining = () => Duration.millis(Math.max(0, deadline - Date.now()))
+        const clock = yield* Effect.clock
+        const deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(grace)
+        const remaining = () => Duration.millis(Math.max(0, deadline - clock.unsafeCurrentTimeMillis()))
         yield* Deferred.succeed(stoppingSignal, void 0)
         yield* Effect.logInfo("Host stopping")
         const steps = Effect.gen(function*() {

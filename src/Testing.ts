@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { Duration, Option } from "effect"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, type Scope, TestClock } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, type Scope, TestClock } from "effect"
 import * as Host from "./Host.js"
 import * as WorkerRegistryModule from "./WorkerRegistry.js"
 import { WorkerRegistry } from "./WorkerRegistry.js"
@@ -112,8 +112,9 @@ export const startHost = <E, R>(
     }
   }) as never
 
+// Stopping the host by interruption is a clean stop, as a signal is for `Host.run`.
 const normalize = <E>(exit: Exit.Exit<void, E>): Exit.Exit<void, E> =>
-  Exit.isFailure(exit) && Exit.isInterrupted(exit) && exit.cause._tag === "Interrupt" ? Exit.void : exit
+  Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? Exit.void : exit
 
 /**
  * Reads one worker's status.

@@ -128,11 +128,11 @@ export class Registry {
     })
   }
 
-  /** Names of workers with an iteration still running. */
+  /** Names of workers with an iteration (or a retry wait) still in flight. */
   unstopped(): Array<string> {
     const names: Array<string> = []
     for (const worker of this.workers.values()) {
-      if (worker.status.state !== "stopped" && worker.status.state !== "failed") names.push(worker.name)
+      if (worker.status.state === "running" || worker.status.state === "backingOff") names.push(worker.name)
     }
     return names
   }

@@ -1,0 +1,192 @@
+import { assert, describe, it } from "@effect/vitest"
+import { type ChildProcess, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { Cause, Deferred, Effect, Exit, Layer, Ref, Schedule } from "effect"
+import { Host, Testing, Worker, WorkerError } from "../src/index.js"
+
+const fixture = fileURLToPath(new URL("./fixtures/host-child.ts", import.meta.url))
+
+interface Child {
+  readonly process: ChildProcess
+  readonly output: () => string
+  /** Resolves when `text` has appeared in stdout or stderr. */
+  readonly waitFor: (text: string) => Effect.Effect<void>
+  readonly exit: Effect.Effect<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
+/** Spawns the fixture host; it is killed when the test's scope closes if still alive. */
+const spawnHost = (scenario: string) =>
+  Effect.acquireRelease(
+    Effect.sync((): Child => {
+      const child = spawn(process.execPath, ["--import", "tsx", fixture, scenario], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, NO_COLOR: "1" }
+      })
+      let output = ""
+      const waiters: Array<{ text: string; resume: () => void }> = []
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString()
+        for (const waiter of [...waiters]) {
+          if (output.includes(waiter.text)) {
+            waiters.splice(waiters.indexOf(waiter), 1)
+            waiter.resume()
+          }
+        }
+      }
+      child.stdout!.on("data", onData)
+      child.stderr!.on("data", onData)
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.on("exit", (code, signal) => resolve({ code, signal }))
+      )
+      return {
+        process: child,
+        output: () => output,
+        waitFor: (text) =>
+          Effect.async<void>((resume) => {
+            if (output.includes(text)) return resume(Effect.void)
+            waiters.push({ text, resume: () => resume(Effect.void) })
+          }).pipe(
+            Effect.timeoutFail({
+              duration: "20 seconds",
+              onTimeout: () => new Error(`"${text}" never appeared; output so far:\n${output}`)
+            }),
+            Effect.orDie
+          ),
+        exit: Effect.promise(() => exited)
+      }
+    }),
+    (child) => Effect.sync(() => child.process.exitCode === null && child.process.kill("SIGKILL"))
+  )
+
+describe("Host in a real process", () => {
+  it.live("SIGTERM stops workers gracefully: hooks in order, finalizers run, exit code 0", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnHost("graceful")
+      yield* child.waitFor("hook: started")
+      yield* child.waitFor("cleaner running")
+      yield* child.waitFor("tick")
+      child.process.kill("SIGTERM")
+      const { code } = yield* child.exit
+      const out = child.output()
+      assert.strictEqual(code, 0, out)
+      const order = ["hook: started", "hook: stopping", "finalizer: cleaner released its resources", "hook: stopped"]
+      const positions = order.map((line) => out.indexOf(line))
+      assert.isTrue(positions.every((p) => p >= 0), out)
+      assert.deepStrictEqual([...positions].sort((a, b) => a - b), positions, out)
+    }).pipe(Effect.scoped), 30_000)
+
+  it.live("a worker stuck past the grace period: exit code 1, its name logged", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnHost("stuck")
+      yield* child.waitFor("stuck-worker entered an uninterruptible section")
+      child.process.kill("SIGINT")
+      const { code } = yield* child.exit
+      const out = child.output()
+      assert.strictEqual(code, 1, out)
+      assert.include(out, "did not finish within the grace period of 1000 ms")
+      assert.include(out, "workers still running: stuck-worker")
+      assert.notInclude(out, "ticker,")
+    }).pipe(Effect.scoped), 30_000)
+
+  it.live("a second signal exits at once", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnHost("stuck")
+      yield* child.waitFor("stuck-worker entered an uninterruptible section")
+      child.process.kill("SIGTERM")
+      yield* child.waitFor("Host stopping")
+      child.process.kill("SIGTERM")
+      const { code } = yield* child.exit
+      const out = child.output()
+      assert.strictEqual(code, 130, out)
+      assert.include(out, "Received SIGTERM again during shutdown: exiting now")
+      assert.notInclude(out, "grace period")
+    }).pipe(Effect.scoped), 30_000)
+
+  it.live("a worker failing with the stopHost policy stops the host with exit code 1", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnHost("fatal")
+      const { code } = yield* child.exit
+      const out = child.output()
+      assert.strictEqual(code, 1, out)
+      assert.include(out, `Worker "fatal" failed and stopped the host: the disk is full`)
+      assert.include(out, "hook: stopped")
+    }).pipe(Effect.scoped), 30_000)
+
+  it.live("a bad cron expression stops the host before any worker starts", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnHost("bad-cron")
+      const { code } = yield* child.exit
+      const out = child.output()
+      assert.strictEqual(code, 1, out)
+      assert.include(out, `invalid day-of-week field in cron expression "0 2 * * 8"`)
+      assert.notInclude(out, "hook: started")
+    }).pipe(Effect.scoped), 30_000)
+})
+
+describe("Host.launch", () => {
+  it.scoped("runs lifecycle hooks in order and stops workers in reverse order of start", () =>
+    Effect.gen(function*() {
+      const events = yield* Ref.make<Array<string>>([])
+      const record = (event: string) => Ref.update(events, (xs) => [...xs, event])
+      const worker = (name: string) =>
+        Worker.make(name, Effect.zipRight(record(`${name} started`), Effect.never).pipe(Effect.onInterrupt(() => record(`${name} stopped`))))
+      const hooks = Layer.effectDiscard(Effect.gen(function*() {
+        const lifecycle = yield* Host.Lifecycle
+        yield* lifecycle.onStarted(record("started hook"))
+        yield* lifecycle.onStopping(record("stopping hook"))
+        yield* lifecycle.onStopped(record("stopped hook"))
+      }))
+      const resource = Layer.scopedDiscard(
+        Effect.acquireRelease(record("resource acquired"), () => record("resource released"))
+      )
+      const app = Layer.mergeAll(hooks, worker("first"), worker("second"), worker("third")).pipe(Layer.provide(resource))
+      const host = yield* Testing.startHost(app, { gracePeriod: "5 seconds" })
+      for (const name of ["first", "second", "third"]) yield* host.registry.awaitStatus(name, (s) => s.state === "running")
+      yield* Effect.yieldNow()
+      const exit = yield* host.stop
+      assert.isTrue(Exit.isSuccess(exit))
+      const log = yield* Ref.get(events)
+      assert.strictEqual(log[0], "resource acquired")
+      assert.deepStrictEqual(log.slice(-6), [
+        "stopping hook",
+        "third stopped",
+        "second stopped",
+        "first stopped",
+        "resource released",
+        "stopped hook"
+      ])
+      assert.includeMembers(log.slice(1, 5), ["started hook", "first started", "second started", "third started"])
+    }))
+
+  it.scoped("Lifecycle.stop ends the host cleanly", () =>
+    Effect.gen(function*() {
+      const ran = yield* Deferred.make<void>()
+      const stopper = Worker.make(
+        "stopper",
+        Effect.gen(function*() {
+          yield* Deferred.succeed(ran, void 0)
+          const lifecycle = yield* Host.Lifecycle
+          yield* lifecycle.stop
+        })
+      )
+      const host = yield* Testing.startHost(stopper, { gracePeriod: "5 seconds" })
+      yield* Deferred.await(ran)
+      const exit = yield* host.await
+      assert.isTrue(Exit.isSuccess(exit))
+      const status = yield* host.registry.awaitStatus("stopper", (s) => s.state === "stopped")
+      assert.strictEqual(status.iterations, 1)
+    }))
+
+  it.live("fails with ShutdownTimeout naming the worker that did not stop", () =>
+    Effect.gen(function*() {
+      const stuck = Worker.make("stubborn", Effect.uninterruptible(Effect.never))
+      const fine = Worker.make("fine", Effect.void, { schedule: Schedule.spaced("1 second") })
+      const host = yield* Testing.startHost(Layer.merge(stuck, fine), { gracePeriod: "100 millis", concurrent: true })
+      yield* host.registry.awaitStatus("stubborn", (s) => s.state === "running")
+      const exit = yield* host.stop
+      assert.isTrue(Exit.isFailure(exit))
+      const error = Cause.squash((exit as Exit.Failure<void, unknown>).cause)
+      assert.instanceOf(error, WorkerError.ShutdownTimeout)
+      assert.deepStrictEqual((error as WorkerError.ShutdownTimeout).workers, ["stubborn"])
+    }).pipe(Effect.scoped))
+})
