@@ -4,7 +4,32 @@
  *
  * @since 0.1.0
  */
-import { Metric, MetricBoundaries } from "effect"
+import { Metric, MetricBoundaries, MetricKey } from "effect"
+
+/** @internal */
+export const keys = {
+  iterations: MetricKey.counter("effect_workers_worker_iterations", {
+    description: "Worker iterations that ended, by outcome",
+    incremental: true
+  }),
+  failures: MetricKey.counter("effect_workers_worker_failures", {
+    description: "Failed worker attempts, retries included",
+    incremental: true
+  }),
+  skipped: MetricKey.counter("effect_workers_worker_skipped", {
+    description: "Cron ticks skipped because the previous run had not finished",
+    incremental: true
+  }),
+  duration: MetricKey.histogram(
+    "effect_workers_worker_duration_seconds",
+    MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
+    "Duration of worker iterations in seconds"
+  ),
+  items: MetricKey.counter("effect_workers_consumer_items", {
+    description: "Items handled by queue consumers, by outcome",
+    incremental: true
+  })
+}
 
 /**
  * Iterations that ended, labelled by `outcome` (`success` or `failure`).
@@ -13,10 +38,7 @@ import { Metric, MetricBoundaries } from "effect"
  * @since 0.1.0
  * @category metrics
  */
-export const workerIterations = Metric.counter("effect_workers_worker_iterations", {
-  description: "Worker iterations that ended, by outcome",
-  incremental: true
-})
+export const workerIterations: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.iterations)
 
 /**
  * Failed attempts, each retry included.
@@ -24,10 +46,7 @@ export const workerIterations = Metric.counter("effect_workers_worker_iterations
  * @since 0.1.0
  * @category metrics
  */
-export const workerFailures = Metric.counter("effect_workers_worker_failures", {
-  description: "Failed worker attempts, retries included",
-  incremental: true
-})
+export const workerFailures: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.failures)
 
 /**
  * Cron ticks skipped because the previous run was still going.
@@ -35,10 +54,7 @@ export const workerFailures = Metric.counter("effect_workers_worker_failures", {
  * @since 0.1.0
  * @category metrics
  */
-export const workerSkipped = Metric.counter("effect_workers_worker_skipped", {
-  description: "Cron ticks skipped because the previous run had not finished",
-  incremental: true
-})
+export const workerSkipped: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.skipped)
 
 /**
  * Duration of iterations in seconds, retries included.
@@ -46,11 +62,7 @@ export const workerSkipped = Metric.counter("effect_workers_worker_skipped", {
  * @since 0.1.0
  * @category metrics
  */
-export const workerDuration = Metric.histogram(
-  "effect_workers_worker_duration_seconds",
-  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
-  "Duration of worker iterations in seconds"
-)
+export const workerDuration: Metric.Metric.Histogram<number> = Metric.fromMetricKey(keys.duration)
 
 /**
  * Items a queue consumer finished, labelled by `outcome` (`ack` or `deadLetter`).
@@ -58,7 +70,4 @@ export const workerDuration = Metric.histogram(
  * @since 0.1.0
  * @category metrics
  */
-export const consumerItems = Metric.counter("effect_workers_consumer_items", {
-  description: "Items handled by queue consumers, by outcome",
-  incremental: true
-})
+export const consumerItems: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.items)

@@ -1,4 +1,16 @@
-import { Cause, Deferred, Effect, Exit, type Fiber, FiberId, Option, Runtime } from "effect"
+import {
+  Cause,
+  Context,
+  Deferred,
+  Effect,
+  Exit,
+  type Fiber,
+  FiberId,
+  Option,
+  Runtime,
+  RuntimeFlags,
+  Scope
+} from "effect"
 import { InvalidWorkerOptions, type WorkerFailed } from "../WorkerError.js"
 import { type WorkerState, WorkerStatus } from "../WorkerStatus.js"
 import { SharedTimer } from "./timer.js"
@@ -175,15 +187,28 @@ export class FiberTracker {
   private readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
   private idle: Deferred.Deferred<void> | undefined = undefined
 
-  constructor(private readonly runtime: Runtime.Runtime<never>) {}
+  private readonly runtime: Runtime.Runtime<never>
+
+  /**
+   * Iterations run with the runtime captured where the worker's layer was
+   * built, with interruption enabled (a host builds layers in an
+   * uninterruptible region). The fiber refs are shared, not copied per worker:
+   * a copy cost about 1 KB of heap per worker.
+   */
+  constructor(runtime: Runtime.Runtime<never>, scope: Scope.Scope | undefined) {
+    this.runtime = Runtime.make({
+      context: scope === undefined ? runtime.context : Context.add(runtime.context, Scope.Scope, scope),
+      runtimeFlags: RuntimeFlags.enable(runtime.runtimeFlags, RuntimeFlags.Interruption),
+      fiberRefs: runtime.fiberRefs
+    })
+  }
 
   get size(): number {
     return this.fibers.size
   }
 
   fork(effect: Effect.Effect<unknown, unknown>): Fiber.RuntimeFiber<unknown, unknown> {
-    // The runtime may come from an uninterruptible region (a layer built by the host): iterations must stay interruptible.
-    const fiber = Runtime.runFork(this.runtime)(Effect.interruptible(effect))
+    const fiber = Runtime.runFork(this.runtime)(effect)
     this.fibers.add(fiber)
     fiber.addObserver(() => {
       this.fibers.delete(fiber)
