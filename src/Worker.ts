@@ -17,6 +17,7 @@ import {
   queueSource,
   ScheduledWorker,
   type Source,
+  type Timing,
   streamSource
 } from "./internal/worker.js"
 import { InvalidCronExpression, InvalidWorkerOptions } from "./WorkerError.js"
@@ -95,10 +96,13 @@ export interface CommonOptions<ROut, E2, RIn> {
  */
 export interface Options<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
   /**
-   * Repeat schedule, stepped after each iteration ends (as `Effect.repeat`
-   * does). Omit it to run the task once, like `BackgroundService.ExecuteAsync`.
+   * When to run again. A `Schedule` is stepped after each iteration ends, as
+   * `Effect.repeat` does. A duration such as `"30 seconds"` runs again that
+   * long after the previous iteration ended (what `Schedule.spaced` does) and
+   * is the cheapest form, for programs with thousands of workers. Omit it to
+   * run the task once, like `BackgroundService.ExecuteAsync`.
    */
-  readonly schedule?: Schedule.Schedule<unknown, unknown> | undefined
+  readonly schedule?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | undefined
   /** Delay before the first iteration. Default 0. */
   readonly initialDelay?: Duration.DurationInput | undefined
 }
@@ -173,6 +177,26 @@ const validateCommon = (
     )
   }
   return Either.right(Duration.toMillis(decoded.value))
+}
+
+const timingOf = (
+  name: string,
+  schedule: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | undefined
+): Either.Either<Timing, InvalidWorkerOptions> => {
+  if (schedule === undefined || Schedule.isSchedule(schedule)) {
+    return Either.right({ _tag: "Schedule", schedule: schedule as Schedule.Schedule<unknown, unknown> | undefined })
+  }
+  const every = Duration.decodeUnknown(schedule)
+  if (every._tag === "None" || Duration.toMillis(every.value) < 0 || !Duration.isFinite(every.value)) {
+    return Either.left(
+      new InvalidWorkerOptions({
+        worker: name,
+        option: "schedule",
+        reason: `must be a Schedule or a finite duration such as "30 seconds" (got ${String(schedule)})`
+      })
+    )
+  }
+  return Either.right({ _tag: "Schedule", schedule: undefined, everyMillis: Duration.toMillis(every.value) })
 }
 
 const common = (
@@ -281,6 +305,8 @@ export const make = <A, E, R, ROut = never, E2 = never, RIn = never>(
 ): WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn> => {
   const delay = validateCommon(name, options?.initialDelay)
   if (Either.isLeft(delay)) return Layer.fail(delay.left)
+  const timing = timingOf(name, options?.schedule)
+  if (Either.isLeft(timing)) return Layer.fail(timing.left)
   const attempt = attemptOf(task, options?.layer as Layer.Layer<unknown, unknown, unknown> | undefined)
   return register((registry, runtime, clock) =>
     new ScheduledWorker(
@@ -288,7 +314,7 @@ export const make = <A, E, R, ROut = never, E2 = never, RIn = never>(
       runtime,
       clock,
       common(name, options),
-      { _tag: "Schedule", schedule: options?.schedule },
+      timing.right,
       delay.right,
       attempt
     )

@@ -32,7 +32,12 @@ export type FailurePolicy = "continue" | "restart" | "stopHost"
 export type Overlap = "skip" | "wait" | "allow"
 
 export type Timing =
-  | { readonly _tag: "Schedule"; readonly schedule: Schedule.Schedule<unknown, unknown, never> | undefined }
+  | {
+    readonly _tag: "Schedule"
+    readonly schedule: Schedule.Schedule<unknown, unknown, never> | undefined
+    /** Set instead of `schedule` for a plain interval: stepped without running an effect. */
+    readonly everyMillis?: number | undefined
+  }
   | { readonly _tag: "Cron"; readonly cron: Cron.Cron; readonly overlap: Overlap }
 
 export interface Common {
@@ -83,16 +88,21 @@ class IterationScope implements Scope.Scope {
     if (!this.active) throw new Error("A worker's iteration scope was used after its iteration ended")
     return this.current ??= Effect.runSync(Scope.make())
   }
+  begin(): void {
+    this.active = true
+  }
+  /** Ends the attempt; returns the effect closing its scope, if the task created one. */
+  end(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> | undefined {
+    this.active = false
+    const scope = this.current
+    if (scope === undefined) return undefined
+    this.current = undefined
+    return Scope.close(scope, exit)
+  }
   run(task: Effect.Effect<unknown, unknown, Scope.Scope>): Effect.Effect<unknown, unknown> {
     return Effect.suspend(() => {
-      this.active = true
-      return Effect.onExit(task as Effect.Effect<unknown, unknown>, (exit) => {
-        this.active = false
-        const scope = this.current
-        if (scope === undefined) return Effect.void
-        this.current = undefined
-        return Scope.close(scope, exit)
-      })
+      this.begin()
+      return Effect.onExit(task as Effect.Effect<unknown, unknown>, (exit) => this.end(exit) ?? Effect.void)
     })
   }
 }
@@ -306,26 +316,57 @@ export class ScheduledWorker extends Base {
     this.scheduleState = timing._tag === "Schedule" ? timing.schedule?.initial : undefined
     const self = this
     const what = `Worker "${common.name}" iteration`
-    let body: Effect.Effect<void> = Effect.suspend(() => {
+    const finish = (exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> => {
+      const ended = self.clock.unsafeCurrentTimeMillis()
+      self.status.lastEndedAt = ended
+      self.running--
+      if (Exit.isSuccess(exit)) {
+        self.status.iterations++
+        self.restarts = 0
+        self.metrics.success((ended - started) / 1000)
+        return self.next("next", false)
+      }
+      if (Cause.isInterruptedOnly(exit.cause)) return Effect.void
+      self.status.iterations++
+      self.metrics.failure((ended - started) / 1000)
+      return self.next(self.giveUp(exit.cause), true)
+    }
+    const begin = (): number => {
       const started = self.clock.unsafeCurrentTimeMillis()
       self.status.lastStartedAt = started
       self.status.set("running")
-      return Effect.flatMap(withRetries(task, common.retry, self.status, self.metrics, what), (exit) => {
-        const ended = self.clock.unsafeCurrentTimeMillis()
-        self.status.lastEndedAt = ended
-        self.running--
-        if (Exit.isSuccess(exit)) {
-          self.status.iterations++
-          self.restarts = 0
-          self.metrics.success((ended - started) / 1000)
-          return self.next("next", false)
-        }
-        if (Cause.isInterruptedOnly(exit.cause)) return Effect.void
-        self.status.iterations++
-        self.metrics.failure((ended - started) / 1000)
-        return self.next(self.giveUp(exit.cause), true)
+      return started
+    }
+    let body: Effect.Effect<void> = shared === undefined
+      ? Effect.suspend(() => {
+        const started = begin()
+        return Effect.flatMap(withRetries(task, common.retry, self.status, self.metrics, what), (exit) =>
+          finish(exit, started))
       })
-    })
+      // The common case in as few effects as possible: the task's first attempt and its scope in
+      // one uninterruptible step around the interruptible task; retries take the general path.
+      : Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          const started = begin()
+          shared.begin()
+          return Effect.matchCauseEffect(restore(attempt.task as Effect.Effect<unknown, unknown>), {
+            onSuccess: (value) => {
+              const close = shared.end(Exit.succeed(value))
+              const done = finish(Exit.void, started)
+              return close === undefined ? done : Effect.zipRight(close, done)
+            },
+            onFailure: (cause) => {
+              const failed = Exit.failCause(cause)
+              const close = shared.end(failed)
+              const rest = restore(
+                Effect.flatMap(retryLoop(failed, task, common.retry, self.status, self.metrics, what), (exit) =>
+                  finish(exit, started))
+              )
+              return close === undefined ? rest : Effect.zipRight(close, rest)
+            }
+          })
+        })
+      )
     if (common.tracing ?? this.tracer !== builtInTracer) {
       body = Effect.withSpan(body, "effect_workers.worker.iteration", {
         attributes: { "effect_workers.worker": common.name },
@@ -395,8 +436,9 @@ export class ScheduledWorker extends Base {
     this.tracker.fork(this.iteration)
   }
 
+  /** Decides the next run once an iteration has ended; called from the iteration's fiber. */
   private next(decision: "again" | "next" | "end", failed: boolean): Effect.Effect<void> {
-    return Effect.suspend(() => {
+    {
       if (this.stopping) return Effect.void
       if (decision === "end") return Effect.void
       if (this.timing._tag === "Cron") {
@@ -415,6 +457,13 @@ export class ScheduledWorker extends Base {
       }
       const schedule = this.timing.schedule
       const now = this.clock.unsafeCurrentTimeMillis()
+      const every = this.timing.everyMillis
+      if (every !== undefined && decision !== "again") {
+        // Stepping an Effect `Schedule` runs several effects; a plain interval is one addition.
+        this.status.set("idle")
+        this.scheduleAt(now + every)
+        return Effect.void
+      }
       if (decision === "again") {
         this.scheduleState = schedule?.initial
         this.status.set("backingOff")
@@ -426,14 +475,13 @@ export class ScheduledWorker extends Base {
         return Effect.void
       }
       const step = schedule.step(now, undefined, this.scheduleState)
-      // Pure schedules (spaced, fixed, recurs...) answer with a success value, which is an Exit:
-      // read it directly instead of running an effect per iteration.
+      // A step that is already a value (an Exit) is read directly instead of being run.
       if (Exit.isExit(step) && Exit.isSuccess(step)) {
         this.afterStep(now, step.value as readonly [unknown, unknown, ScheduleDecision.ScheduleDecision])
         return Effect.void
       }
       return Effect.map(step, (result) => this.afterStep(now, result))
-    })
+    }
   }
 }
 
