@@ -17,8 +17,8 @@ import {
   queueSource,
   ScheduledWorker,
   type Source,
-  type Timing,
-  streamSource
+  streamSource,
+  type Timing
 } from "./internal/worker.js"
 import { InvalidCronExpression, InvalidWorkerOptions } from "./WorkerError.js"
 import { RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
@@ -231,10 +231,15 @@ const registerAll = (builds: ReadonlyArray<Build>) =>
     const runtime = yield* Effect.runtime<never>()
     const clock = yield* Effect.clock
     const internal = registry[RegistryInternal]
-    for (const build of builds) {
-      const worker = build(registry, runtime, clock)
-      yield* Effect.acquireRelease(internal.register(worker), () => internal.deregister(worker))
-    }
+    const workers = builds.map((build) => build(registry, runtime, clock))
+    // One finalizer for the whole batch, stopping in reverse order of registration.
+    let registered = 0
+    yield* Effect.acquireRelease(
+      Effect.forEach(workers, (worker) => Effect.map(internal.register(worker), () => void registered++), {
+        discard: true
+      }),
+      () => Effect.forEach(workers.slice(0, registered).reverse(), (worker) => internal.deregister(worker), { discard: true })
+    )
   })
 
 const register = <E>(build: Build): WorkerLayer<E | InvalidWorkerOptions, never> =>

@@ -25,7 +25,7 @@ export interface Managed {
   /** Stops scheduling and interrupts running iterations without waiting. */
   stopFork(): void
   /** Completes when every iteration of the worker has ended. */
-  readonly awaitStopped: Effect.Effect<void>
+  awaitStopped(): Effect.Effect<void>
 }
 
 /** The mutable status of one worker; snapshots are taken on read. */
@@ -110,7 +110,7 @@ export class Registry {
   deregister(worker: Managed): Effect.Effect<void> {
     return Effect.suspend(() => {
       worker.stopFork()
-      return worker.awaitStopped
+      return worker.awaitStopped()
     }).pipe(Effect.ensuring(Effect.sync(() => {
       this.deregistered.add(worker)
       this.notify()
@@ -130,12 +130,12 @@ export class Registry {
       const workers = [...this.workers.values()].reverse()
       if (concurrently) {
         for (const worker of workers) worker.stopFork()
-        return Effect.forEach(workers, (worker) => worker.awaitStopped, { discard: true, concurrency: "unbounded" })
+        return Effect.forEach(workers, (worker) => worker.awaitStopped(), { discard: true, concurrency: "unbounded" })
       }
       return Effect.forEach(workers, (worker) =>
         Effect.suspend(() => {
           worker.stopFork()
-          return worker.awaitStopped
+          return worker.awaitStopped()
         }), { discard: true })
     })
   }
@@ -224,11 +224,13 @@ export class FiberTracker {
     for (const fiber of this.fibers) fiber.unsafeInterruptAsFork(FiberId.none)
   }
 
-  readonly awaitEmpty: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.fibers.size === 0) return Effect.void
-    this.idle ??= Deferred.unsafeMake(FiberId.none)
-    return Deferred.await(this.idle)
-  })
+  awaitEmpty(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.fibers.size === 0) return Effect.void
+      this.idle ??= Deferred.unsafeMake(FiberId.none)
+      return Deferred.await(this.idle)
+    })
+  }
 }
 
 /** Pretty text of a failure for logs and the status registry. */

@@ -262,11 +262,14 @@ abstract class Base implements Managed {
     if (this.tracker.size === 0 && this.status.state !== "failed") this.status.set("stopped")
   }
 
-  readonly awaitStopped: Effect.Effect<void> = Effect.suspend(() => this.tracker.awaitEmpty).pipe(
-    Effect.zipRight(Effect.sync(() => {
-      if (this.status.state !== "failed" && this.status.state !== "stopped") this.status.set("stopped")
-    }))
-  )
+  awaitStopped(): Effect.Effect<void> {
+    return Effect.zipRight(
+      this.tracker.awaitEmpty(),
+      Effect.sync(() => {
+        if (this.status.state !== "failed" && this.status.state !== "stopped") this.status.set("stopped")
+      })
+    )
+  }
 
   protected scheduleAt(at: number): void {
     if (this.stopping) return
@@ -297,7 +300,8 @@ export class ScheduledWorker extends Base {
   private scheduleState: unknown
   private running = 0
   private pending = false
-  private readonly iteration: Effect.Effect<void>
+  private readonly shared: IterationScope | undefined
+  private readonly tracing: boolean
 
   constructor(
     registry: Registry,
@@ -306,76 +310,98 @@ export class ScheduledWorker extends Base {
     common: Common,
     private readonly timing: Timing,
     private readonly initialDelayMillis: number,
-    attempt: Attempt
+    private readonly attempt: Attempt
   ) {
     const shared = attempt.layer === undefined && !(timing._tag === "Cron" && timing.overlap === "allow")
       ? new IterationScope()
       : undefined
     super(registry, runtime, clock, common, timing._tag === "Cron" ? "cron" : "scheduled", shared)
-    const task = shared === undefined ? scopedAttempt(attempt) : shared.run(attempt.task)
+    this.shared = shared
     this.scheduleState = timing._tag === "Schedule" ? timing.schedule?.initial : undefined
-    const self = this
-    const what = `Worker "${common.name}" iteration`
-    const finish = (exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> => {
-      const ended = self.clock.unsafeCurrentTimeMillis()
-      self.status.lastEndedAt = ended
-      self.running--
-      if (Exit.isSuccess(exit)) {
-        self.status.iterations++
-        self.restarts = 0
-        self.metrics.success((ended - started) / 1000)
-        return self.next("next", false)
-      }
-      if (Cause.isInterruptedOnly(exit.cause)) return Effect.void
-      self.status.iterations++
-      self.metrics.failure((ended - started) / 1000)
-      return self.next(self.giveUp(exit.cause), true)
+    this.tracing = common.tracing ?? this.tracer !== builtInTracer
+  }
+
+  /** One attempt of the task, in its own scope (and layer). */
+  private task(): Effect.Effect<unknown, unknown> {
+    return this.shared === undefined ? scopedAttempt(this.attempt) : this.shared.run(this.attempt.task)
+  }
+
+  private begin(): number {
+    const started = this.clock.unsafeCurrentTimeMillis()
+    this.status.lastStartedAt = started
+    this.status.set("running")
+    return started
+  }
+
+  private finish(exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> {
+    const ended = this.clock.unsafeCurrentTimeMillis()
+    this.status.lastEndedAt = ended
+    this.running--
+    if (Exit.isSuccess(exit)) {
+      this.status.iterations++
+      this.restarts = 0
+      this.metrics.success((ended - started) / 1000)
+      return this.next("next", false)
     }
-    const begin = (): number => {
-      const started = self.clock.unsafeCurrentTimeMillis()
-      self.status.lastStartedAt = started
-      self.status.set("running")
-      return started
-    }
+    if (Cause.isInterruptedOnly(exit.cause)) return Effect.void
+    this.status.iterations++
+    this.metrics.failure((ended - started) / 1000)
+    return this.next(this.giveUp(exit.cause), true)
+  }
+
+  private retries(first: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> {
+    return Effect.flatMap(
+      retryLoop(first, this.task(), this.common.retry, this.status, this.metrics, `Worker "${this.name}" iteration`),
+      (exit) => this.finish(exit, started)
+    )
+  }
+
+  /**
+   * The effect of one iteration, made per run rather than kept: with
+   * thousands of workers, retained effects cost more heap than the workers.
+   */
+  private iteration(): Effect.Effect<void> {
+    const shared = this.shared
     let body: Effect.Effect<void> = shared === undefined
       ? Effect.suspend(() => {
-        const started = begin()
-        return Effect.flatMap(withRetries(task, common.retry, self.status, self.metrics, what), (exit) =>
-          finish(exit, started))
+        const started = this.begin()
+        return Effect.flatMap(Effect.exit(this.task()), (exit) =>
+          Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
+            ? this.finish(exit, started)
+            : this.retries(exit, started))
       })
       // The common case in as few effects as possible: the task's first attempt and its scope in
       // one uninterruptible step around the interruptible task; retries take the general path.
       : Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
-          const started = begin()
+          const started = this.begin()
           shared.begin()
-          return Effect.matchCauseEffect(restore(attempt.task as Effect.Effect<unknown, unknown>), {
+          return Effect.matchCauseEffect(restore(this.attempt.task as Effect.Effect<unknown, unknown>), {
             onSuccess: (value) => {
               const close = shared.end(Exit.succeed(value))
-              const done = finish(Exit.void, started)
+              const done = this.finish(Exit.void, started)
               return close === undefined ? done : Effect.zipRight(close, done)
             },
             onFailure: (cause) => {
               const failed = Exit.failCause(cause)
               const close = shared.end(failed)
-              const rest = restore(
-                Effect.flatMap(retryLoop(failed, task, common.retry, self.status, self.metrics, what), (exit) =>
-                  finish(exit, started))
-              )
+              const rest = Cause.isInterruptedOnly(cause)
+                ? this.finish(failed, started)
+                : restore(this.retries(failed, started))
               return close === undefined ? rest : Effect.zipRight(close, rest)
             }
           })
         })
       )
-    if (common.tracing ?? this.tracer !== builtInTracer) {
+    if (this.tracing) {
       body = Effect.withSpan(body, "effect_workers.worker.iteration", {
-        attributes: { "effect_workers.worker": common.name },
+        attributes: { "effect_workers.worker": this.name },
         root: true,
         // A stack trace per span was the largest single cost of a cheap iteration.
         captureStackTrace: false
       })
     }
-    this.iteration = body
+    return body
   }
 
   private afterStep(
@@ -433,7 +459,7 @@ export class ScheduledWorker extends Base {
 
   private launch(): void {
     this.running++
-    this.tracker.fork(this.iteration)
+    this.tracker.fork(this.iteration())
   }
 
   /** Decides the next run once an iteration has ended; called from the iteration's fiber. */
