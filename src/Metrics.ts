@@ -1,6 +1,7 @@
 /**
  * The metrics effect-workers records. All names start with `effect_workers_`;
- * every worker metric carries a `worker` label.
+ * the counters carry a `worker` label; the duration histogram is shared by
+ * all workers (per-worker durations are in the status registry).
  *
  * @since 0.1.0
  */
@@ -57,7 +58,7 @@ export const workerFailures: Metric.Metric.Counter<number> = Metric.fromMetricKe
 export const workerSkipped: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.skipped)
 
 /**
- * Duration of iterations in seconds, retries included.
+ * Duration of iterations in seconds, retries included, over all workers.
  *
  * @since 0.1.0
  * @category metrics

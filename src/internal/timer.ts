@@ -58,10 +58,13 @@ export class SharedTimer {
     const clock = yield* Effect.clock
     while (true) {
       const now = clock.unsafeCurrentTimeMillis()
+      let fired = 0
       while (this.heap.length > 0 && this.heap[0].at <= now) {
         const entry = this.heap[0]
         this.remove(entry)
         entry.fire()
+        // Each fire starts a fiber at once; a burst of thousands would stall the event loop.
+        if (++fired % 256 === 0) yield* Effect.yieldNow()
       }
       this.wake = Deferred.unsafeMake(FiberId.none)
       if (this.heap.length === 0) {
