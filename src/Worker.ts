@@ -238,7 +238,10 @@ const registerAll = (builds: ReadonlyArray<Build>) =>
       Effect.forEach(workers, (worker) => Effect.map(internal.register(worker), () => void registered++), {
         discard: true
       }),
-      () => Effect.forEach(workers.slice(0, registered).reverse(), (worker) => internal.deregister(worker), { discard: true })
+      () =>
+        Effect.forEach(workers.slice(0, registered).reverse(), (worker) => internal.deregister(worker), {
+          discard: true
+        })
     )
   })
 

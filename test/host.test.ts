@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Cause, Deferred, Effect, Exit, Layer, Ref, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { Cause, Deferred, Effect, Exit, Layer, Ref, Schedule } from "effect"
 import { Host, Testing, Worker, WorkerError } from "../src/index.js"
 
 const fixture = fileURLToPath(new URL("./fixtures/host-child.ts", import.meta.url))
@@ -59,21 +59,25 @@ const spawnHost = (scenario: string) =>
   )
 
 describe("Host in a real process", () => {
-  it.live("SIGTERM stops workers gracefully: hooks in order, finalizers run, exit code 0", () =>
-    Effect.gen(function*() {
-      const child = yield* spawnHost("graceful")
-      yield* child.waitFor("hook: started")
-      yield* child.waitFor("cleaner running")
-      yield* child.waitFor("tick")
-      child.process.kill("SIGTERM")
-      const { code } = yield* child.exit
-      const out = child.output()
-      assert.strictEqual(code, 0, out)
-      const order = ["hook: started", "hook: stopping", "finalizer: cleaner released its resources", "hook: stopped"]
-      const positions = order.map((line) => out.indexOf(line))
-      assert.isTrue(positions.every((p) => p >= 0), out)
-      assert.deepStrictEqual([...positions].sort((a, b) => a - b), positions, out)
-    }).pipe(Effect.scoped), 30_000)
+  it.live(
+    "SIGTERM stops workers gracefully: hooks in order, finalizers run, exit code 0",
+    () =>
+      Effect.gen(function*() {
+        const child = yield* spawnHost("graceful")
+        yield* child.waitFor("hook: started")
+        yield* child.waitFor("cleaner running")
+        yield* child.waitFor("tick")
+        child.process.kill("SIGTERM")
+        const { code } = yield* child.exit
+        const out = child.output()
+        assert.strictEqual(code, 0, out)
+        const order = ["hook: started", "hook: stopping", "finalizer: cleaner released its resources", "hook: stopped"]
+        const positions = order.map((line) => out.indexOf(line))
+        assert.isTrue(positions.every((p) => p >= 0), out)
+        assert.deepStrictEqual([...positions].sort((a, b) => a - b), positions, out)
+      }).pipe(Effect.scoped),
+    30_000
+  )
 
   it.live("a worker stuck past the grace period: exit code 1, its name logged", () =>
     Effect.gen(function*() {
@@ -129,7 +133,12 @@ describe("Host.launch", () => {
       const events = yield* Ref.make<Array<string>>([])
       const record = (event: string) => Ref.update(events, (xs) => [...xs, event])
       const worker = (name: string) =>
-        Worker.make(name, Effect.zipRight(record(`${name} started`), Effect.never).pipe(Effect.onInterrupt(() => record(`${name} stopped`))))
+        Worker.make(
+          name,
+          Effect.zipRight(record(`${name} started`), Effect.never).pipe(
+            Effect.onInterrupt(() => record(`${name} stopped`))
+          )
+        )
       const hooks = Layer.effectDiscard(Effect.gen(function*() {
         const lifecycle = yield* Host.Lifecycle
         yield* lifecycle.onStarted(record("started hook"))
@@ -139,9 +148,13 @@ describe("Host.launch", () => {
       const resource = Layer.scopedDiscard(
         Effect.acquireRelease(record("resource acquired"), () => record("resource released"))
       )
-      const app = Layer.mergeAll(hooks, worker("first"), worker("second"), worker("third")).pipe(Layer.provide(resource))
+      const app = Layer.mergeAll(hooks, worker("first"), worker("second"), worker("third")).pipe(
+        Layer.provide(resource)
+      )
       const host = yield* Testing.startHost(app, { gracePeriod: "5 seconds" })
-      for (const name of ["first", "second", "third"]) yield* host.registry.awaitStatus(name, (s) => s.state === "running")
+      for (const name of ["first", "second", "third"]) {
+        yield* host.registry.awaitStatus(name, (s) => s.state === "running")
+      }
       yield* Effect.yieldNow()
       const exit = yield* host.stop
       assert.isTrue(Exit.isSuccess(exit))

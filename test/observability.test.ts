@@ -93,7 +93,10 @@ describe("Worker.mergeAll", () => {
       const other = Layer.effectDiscard(Effect.void)
       const registry = yield* Testing.start(Layer.merge(Worker.mergeAll(workers), other))
       yield* Testing.advance("1 second")
-      for (let i = 0; i < 100; i++) yield* registry.awaitStatus(`w${i}`, (s) => s.iterations >= 2)
+      for (let i = 0; i < 100; i++) {
+        yield* registry.awaitStatus(`w${i}`, (s) =>
+          s.iterations >= 2)
+      }
       assert.strictEqual((yield* registry.all).length, 100)
       assert.isAtLeast(yield* Ref.get(count), 200)
     }))

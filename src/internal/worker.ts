@@ -371,10 +371,13 @@ export class ScheduledWorker extends Base {
     let body: Effect.Effect<void> = shared === undefined
       ? Effect.suspend(() => {
         const started = this.begin()
-        return Effect.flatMap(Effect.exit(this.task()), (exit) =>
-          Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
-            ? this.finish(exit, started)
-            : this.retries(exit, started))
+        return Effect.flatMap(
+          Effect.exit(this.task()),
+          (exit) =>
+            Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
+              ? this.finish(exit, started)
+              : this.retries(exit, started)
+        )
       })
       // The common case in as few effects as possible: the task's first attempt and its scope in
       // one uninterruptible step around the interruptible task; retries take the general path.
