@@ -6,10 +6,10 @@
  * @since 0.1.0
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import type { ConfigError } from "effect"
 import {
   Cause,
   Config,
+  ConfigError,
   Context,
   Deferred,
   Duration,
@@ -88,6 +88,20 @@ export const gracePeriodConfig: Config.Config<Duration.Duration> = Config.durati
   Config.withDescription("How long the host waits for workers to stop before exiting anyway")
 )
 
+const decodeGracePeriod = (
+  input: Duration.DurationInput
+): Effect.Effect<Duration.Duration, ConfigError.ConfigError> => {
+  const decoded = Duration.decodeUnknown(input)
+  return decoded._tag === "Some" && Duration.toMillis(decoded.value) >= 0 && Duration.isFinite(decoded.value)
+    ? Effect.succeed(decoded.value)
+    : Effect.fail(
+      ConfigError.InvalidData(
+        ["gracePeriod"],
+        `The host's gracePeriod must be a finite duration of 0 or more, such as "30 seconds" (got ${String(input)})`
+      )
+    )
+}
+
 const runHooks = (hooks: ReadonlyArray<Effect.Effect<void>>, phase: string) =>
   Effect.forEach(
     hooks,
@@ -118,21 +132,34 @@ export const launch = <E, R>(
 ): Effect.Effect<void, E | HostError, Exclude<R, WorkerRegistry | Lifecycle>> =>
   Effect.gen(function*() {
     const grace = options?.gracePeriod !== undefined
-      ? Duration.decode(options.gracePeriod)
+      ? yield* decodeGracePeriod(options.gracePeriod)
       : yield* gracePeriodConfig
     const concurrent = options?.concurrent ?? false
     const hostScope = yield* Scope.make()
-    const registry = yield* makeRegistry(false).pipe(Scope.extend(hostScope))
+    const timerScope = yield* Scope.fork(hostScope, ExecutionStrategy.sequential)
+    const registry = yield* makeRegistry(false).pipe(Scope.extend(timerScope))
     const internal = registry[RegistryInternal]
     const started: Array<Effect.Effect<void>> = []
     const stoppingHooks: Array<Effect.Effect<void>> = []
     const stopped: Array<Effect.Effect<void>> = []
     const stopRequested = yield* Deferred.make<void>()
     const stoppingSignal = yield* Deferred.make<void>()
+    let phase: "building" | "started" | "stopping" | "stopped" = "building"
+    // A hook registered after its moment has passed runs at once rather than never.
+    const register =
+      (hooks: Array<Effect.Effect<void>>, passed: boolean, name: string) => (hook: Effect.Effect<void>) =>
+        Effect.suspend(() => {
+          if (!passed) {
+            hooks.push(hook)
+            return Effect.void
+          }
+          return runHooks([hook], name)
+        })
     const lifecycle: LifecycleService = {
-      onStarted: (hook) => Effect.sync(() => void started.push(hook)),
-      onStopping: (hook) => Effect.sync(() => void stoppingHooks.push(hook)),
-      onStopped: (hook) => Effect.sync(() => void stopped.push(hook)),
+      onStarted: (hook) => Effect.suspend(() => register(started, phase !== "building", "started")(hook)),
+      onStopping: (hook) =>
+        Effect.suspend(() => register(stoppingHooks, phase === "stopping" || phase === "stopped", "stopping")(hook)),
+      onStopped: (hook) => Effect.suspend(() => register(stopped, phase === "stopped", "stopped")(hook)),
       stop: Deferred.succeed(stopRequested, void 0).pipe(Effect.asVoid),
       stopping: Deferred.await(stoppingSignal)
     }
@@ -143,6 +170,7 @@ export const launch = <E, R>(
         const clock = yield* Effect.clock
         const deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(grace)
         const remaining = () => Duration.millis(Math.max(0, deadline - clock.unsafeCurrentTimeMillis()))
+        phase = "stopping"
         yield* Deferred.succeed(stoppingSignal, void 0)
         yield* Effect.logInfo("Host stopping")
         const steps = Effect.gen(function*() {
@@ -156,8 +184,11 @@ export const launch = <E, R>(
           const workers = internal.unstopped()
           const error = new ShutdownTimeout({ gracePeriodMillis: Duration.toMillis(grace), workers })
           yield* Effect.logError(error.message)
+          // Stop the registry's timer without waiting on what is stuck.
+          yield* Effect.forkDaemon(Scope.close(timerScope, Exit.void))
           return yield* Effect.fail(error)
         }
+        phase = "stopped"
         yield* runHooks(stopped, "stopped")
         yield* Scope.close(hostScope, Exit.void)
         yield* Effect.logInfo("Host stopped")
@@ -169,6 +200,7 @@ export const launch = <E, R>(
         Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", cause))
       )
       yield* internal.startAll()
+      phase = "started"
       yield* Effect.logInfo(`Host started with ${internal.workers.size} worker(s)`)
       yield* runHooks(started, "started")
       const failure = yield* Effect.raceFirst(

@@ -8,8 +8,8 @@ import { Schema } from "effect"
 /**
  * The states a worker moves through.
  *
- * - `starting`: registered, waiting for the host to start it or for its initial delay.
- * - `idle`: between iterations, waiting for the next run.
+ * - `starting`: registered, waiting for the host to start it.
+ * - `idle`: waiting for the next run (`nextRunAt`), including the initial delay.
  * - `running`: an iteration is running.
  * - `backingOff`: an iteration failed and waits for its next retry (or restart).
  * - `failed`: retries are spent and the worker will not run again.

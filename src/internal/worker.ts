@@ -4,7 +4,6 @@ import {
   Chunk,
   Context,
   Cron as CronModule,
-  Duration,
   Effect,
   ExecutionStrategy,
   Exit,
@@ -207,16 +206,9 @@ const retryLoop = <A>(
       }
       driver ??= yield* Schedule.driver(retry)
       cell.set("backingOff")
-      const next = yield* Effect.either(
-        driver.next(Cause.squash(cause)).pipe(
-          Effect.tap((delay) =>
-            Effect.logWarning(
-              `${what} failed, retrying${Duration.isDuration(delay) ? ` in ${Duration.format(delay)}` : ""}`,
-              cause
-            )
-          )
-        )
-      )
+      // The driver waits before answering, so a retry is announced by attempt number, not delay.
+      yield* Effect.logWarning(`${what} failed (attempt ${cell.failures}); retrying on its retry schedule`, cause)
+      const next = yield* Effect.either(driver.next(Cause.squash(cause)))
       if (next._tag === "Left") {
         yield* Effect.logError(`${what} failed, retries spent`, cause)
         return exit
@@ -572,6 +564,7 @@ export class ConsumerWorker<A> extends Base {
       self.status.lastEndedAt = self.clock.unsafeCurrentTimeMillis()
       if (Exit.isSuccess(exit)) {
         self.status.iterations++
+        self.restarts = 0
         self.metrics.ack()
         return
       }

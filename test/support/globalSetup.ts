@@ -1,0 +1,77 @@
+/**
+ * Vitest global setup: one PostgreSQL server for the whole run, and checks
+ * after the run that nothing was left behind on it.
+ *
+ * The server is the one at `DATABASE_URL` when it is set, otherwise an
+ * embedded PostgreSQL started here in a temporary directory on a free port and
+ * deleted at the end. Test files get its URL and this run's id with
+ * `inject("databaseUrl")` / `inject("testRunId")` (see ./database.ts).
+ */
+import { Effect, Exit, Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import type { TestProject } from "vitest/node"
+import * as Postgres from "../../examples/support/postgres.js"
+import { describeSessions, lingeringSessions, withClient } from "./admin.js"
+import { applicationNamePrefix, schemaPrefix, withSession } from "./context.js"
+
+const embedded = Effect.gen(function*() {
+  const dataDir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "effect-workers-test-pg-")))
+  const port = yield* Postgres.freePort
+  // Durability buys nothing for a throw-away test database.
+  return yield* Postgres.start({
+    dataDir,
+    port,
+    persistent: false,
+    settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "300" }
+  })
+})
+
+const leftovers = (url: string, runId: string) =>
+  Effect.gen(function*() {
+    const problems: Array<string> = []
+    const sessions = yield* lingeringSessions(url, applicationNamePrefix(runId), 5_000)
+    if (sessions.length > 0) {
+      problems.push(
+        `Connections still open after every test file ended (now terminated):\n${describeSessions(sessions)}`
+      )
+    }
+    const schemas = yield* withClient(url, (sql) =>
+      Effect.gen(function*() {
+        const rows = yield* sql<{ readonly name: string }>`
+          SELECT nspname AS name FROM pg_namespace WHERE starts_with(nspname, ${schemaPrefix(runId)})`
+        for (const row of rows) yield* sql`DROP SCHEMA ${sql(row.name)} CASCADE`
+        return rows.map((row) => row.name)
+      }))
+    if (schemas.length > 0) {
+      problems.push(`Test schemas not dropped by their test files (now dropped): ${schemas.join(", ")}`)
+    }
+    return problems
+  })
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const runId = randomBytes(4).toString("hex")
+  const scope = Effect.runSync(Scope.make())
+  const fromEnv = process.env.DATABASE_URL
+  const url = fromEnv !== undefined && fromEnv !== "" ? fromEnv : await Effect.runPromise(Scope.extend(embedded, scope))
+  const checkUrl = withSession(url, { applicationName: "ew-test-harness" })
+  try {
+    await Effect.runPromise(withClient(checkUrl, (sql) => sql`SELECT 1`))
+  } catch (error) {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    throw new Error(`The test database at ${new URL(url).host} does not answer: ${String(error)}`)
+  }
+  project.provide("databaseUrl", url)
+  project.provide("testRunId", runId)
+
+  return async () => {
+    try {
+      const problems = await Effect.runPromise(leftovers(checkUrl, runId))
+      if (problems.length > 0) throw new Error(problems.join("\n"))
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
+}

@@ -1,0 +1,17 @@
+import { Effect, FiberRef, HashSet, Logger, type Scope } from "effect"
+
+/**
+ * Sends the logs of the rest of the scope (including fibers forked from it,
+ * such as workers started in it) to a list instead of the console, and
+ * returns a way to read that list.
+ */
+export const captureLogs: Effect.Effect<Effect.Effect<ReadonlyArray<string>>, never, Scope.Scope> = Effect.gen(
+  function*() {
+    const lines: Array<string> = []
+    const logger = Logger.make(({ message }) => {
+      lines.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+    })
+    yield* Effect.locallyScopedWith(FiberRef.currentLoggers, () => HashSet.make(logger))
+    return Effect.sync(() => lines.slice())
+  }
+)

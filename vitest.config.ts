@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // One PostgreSQL server per run; each test file gets its own schema on it (test/support/database.ts).
+    globalSetup: ["test/support/globalSetup.ts"],
+    setupFiles: ["test/support/setup.ts"],
+    pool: "forks",
+    // Tests use a real database and real processes.
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    teardownTimeout: 30_000
+  }
+})
