@@ -202,4 +202,27 @@ describe("Host.launch", () => {
       assert.instanceOf(error, WorkerError.ShutdownTimeout)
       assert.deepStrictEqual((error as WorkerError.ShutdownTimeout).workers, ["stubborn"])
     }).pipe(Effect.scoped))
+
+  it.live("rejects a grace period that is not a duration", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(Host.launch(Worker.make("idle", Effect.void), { gracePeriod: "a while" as "1 second" }))
+      assert.isTrue(Exit.isFailure(exit))
+      assert.include(
+        String(Cause.squash((exit as Exit.Failure<void, unknown>).cause)),
+        "gracePeriod must be a finite duration"
+      )
+    }))
+
+  it.scoped("a hook registered after its phase runs at once", () =>
+    Effect.gen(function*() {
+      const late = yield* Deferred.make<void>()
+      const worker = Worker.make(
+        "late-registrar",
+        Effect.flatMap(Host.Lifecycle, (lifecycle) =>
+          lifecycle.onStarted(Deferred.succeed(late, void 0).pipe(Effect.asVoid)))
+      )
+      const host = yield* Testing.startHost(worker, { gracePeriod: "5 seconds" })
+      yield* Deferred.await(late)
+      assert.isTrue(Exit.isSuccess(yield* host.stop))
+    }))
 })
