@@ -205,7 +205,9 @@ describe("Host.launch", () => {
 
   it.live("rejects a grace period that is not a duration", () =>
     Effect.gen(function*() {
-      const exit = yield* Effect.exit(Host.launch(Worker.make("idle", Effect.void), { gracePeriod: "a while" as "1 second" }))
+      const exit = yield* Effect.exit(
+        Host.launch(Worker.make("idle", Effect.void), { gracePeriod: "a while" as "1 second" })
+      )
       assert.isTrue(Exit.isFailure(exit))
       assert.include(
         String(Cause.squash((exit as Exit.Failure<void, unknown>).cause)),

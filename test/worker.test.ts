@@ -276,6 +276,26 @@ describe("per-iteration scope", () => {
       ])
     }).pipe(Effect.provide(Log.Default)))
 
+  it.scoped("releases what an interrupted iteration acquired, before the worker counts as stopped", () =>
+    Effect.gen(function*() {
+      const released = yield* Ref.make<Array<string>>([])
+      const acquired = yield* Deferred.make<void>()
+      const scope = yield* Scope.make()
+      const registry = yield* Testing.start(
+        Worker.make(
+          "holder",
+          Effect.acquireRelease(
+            Deferred.succeed(acquired, void 0),
+            (_, exit) => Ref.update(released, (xs) => [...xs, Exit.isInterrupted(exit) ? "interrupted" : "other"])
+          ).pipe(Effect.zipRight(Effect.never))
+        )
+      ).pipe(Scope.extend(scope))
+      yield* Deferred.await(acquired)
+      yield* Scope.close(scope, Exit.void)
+      assert.deepStrictEqual(yield* Ref.get(released), ["interrupted"])
+      assert.strictEqual(Option.getOrThrow(yield* registry.get("holder")).state, "stopped")
+    }))
+
   it.scoped("builds the layer fresh for every iteration", () =>
     Effect.gen(function*() {
       const log = yield* Log

@@ -208,10 +208,15 @@ export class FiberTracker {
     return this.fibers.length
   }
 
-  fork(effect: Effect.Effect<unknown, unknown>): Fiber.RuntimeFiber<unknown, unknown> {
+  /** Forks `effect`; `owner.onExit` runs first when it ends, and may fork more work here. */
+  fork(
+    effect: Effect.Effect<unknown, unknown>,
+    owner?: { onExit(exit: Exit.Exit<unknown, unknown>): void }
+  ): Fiber.RuntimeFiber<unknown, unknown> {
     const fiber = Runtime.runFork(this.runtime)(effect)
     this.fibers.push(fiber)
-    fiber.addObserver(() => {
+    fiber.addObserver((exit) => {
+      if (owner !== undefined) owner.onExit(exit)
       const index = this.fibers.indexOf(fiber)
       if (index >= 0) this.fibers.splice(index, 1)
       if (this.fibers.length === 0 && this.idle !== undefined) {

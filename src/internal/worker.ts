@@ -373,27 +373,27 @@ export class ScheduledWorker extends Base {
       })
       // The common case in as few effects as possible: the task's first attempt and its scope in
       // one uninterruptible step around the interruptible task; retries take the general path.
-      : Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const started = this.begin()
-          shared.begin()
-          return Effect.matchCauseEffect(restore(this.attempt.task as Effect.Effect<unknown, unknown>), {
-            onSuccess: (value) => {
-              const close = shared.end(Exit.succeed(value))
-              const done = this.finish(Exit.void, started)
-              return close === undefined ? done : Effect.zipRight(close, done)
-            },
-            onFailure: (cause) => {
-              const failed = Exit.failCause(cause)
-              const close = shared.end(failed)
-              const rest = Cause.isInterruptedOnly(cause)
-                ? this.finish(failed, started)
-                : restore(this.retries(failed, started))
-              return close === undefined ? rest : Effect.zipRight(close, rest)
-            }
-          })
+      // The common case in as few effects as possible: the first attempt, with its scope closed here
+      // or, when the iteration is interrupted, by `launch`'s exit hook. Retries take the general path.
+      : Effect.suspend(() => {
+        const started = this.begin()
+        shared.begin()
+        return Effect.matchCauseEffect(this.attempt.task as Effect.Effect<unknown, unknown>, {
+          onSuccess: (value) => {
+            const close = shared.end(Exit.succeed(value))
+            const done = this.finish(Exit.void, started)
+            return close === undefined ? done : Effect.zipRight(close, done)
+          },
+          onFailure: (cause) => {
+            const failed = Exit.failCause(cause)
+            const close = shared.end(failed)
+            const rest = Cause.isInterruptedOnly(cause)
+              ? this.finish(failed, started)
+              : this.retries(failed, started)
+            return close === undefined ? rest : Effect.zipRight(close, rest)
+          }
         })
-      )
+      })
     if (this.tracing) {
       body = Effect.withSpan(body, "effect_workers.worker.iteration", {
         attributes: { "effect_workers.worker": this.name },
@@ -460,7 +460,14 @@ export class ScheduledWorker extends Base {
 
   private launch(): void {
     this.running++
-    this.tracker.fork(this.iteration())
+    this.tracker.fork(this.iteration(), this)
+  }
+
+  /** An interrupted iteration may leave the scope its task opened: close it on a fiber of its own. */
+  onExit(exit: Exit.Exit<unknown, unknown>): void {
+    if (this.shared === undefined || Exit.isSuccess(exit)) return
+    const close = this.shared.end(exit)
+    if (close !== undefined) this.tracker.fork(close)
   }
 
   /** Decides the next run once an iteration has ended; called from the iteration's fiber. */
