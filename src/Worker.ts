@@ -315,6 +315,16 @@ export const make = <A, E, R, ROut = never, E2 = never, RIn = never>(
   if (Either.isLeft(delay)) return Layer.fail(delay.left)
   const timing = timingOf(name, options?.schedule)
   if (Either.isLeft(timing)) return Layer.fail(timing.left)
+  return scheduled(name, task, options, timing.right, delay.right)
+}
+
+const scheduled = <E, R, ROut, E2, RIn>(
+  name: string,
+  task: Effect.Effect<unknown, unknown, unknown>,
+  options: CommonOptions<ROut, E2, RIn> | undefined,
+  timing: Timing,
+  initialDelayMillis: number
+): WorkerLayer<E, R> => {
   const attempt = attemptOf(task, options?.layer as Layer.Layer<unknown, unknown, unknown> | undefined)
   return register((registry, runtime, clock) =>
     new ScheduledWorker(
@@ -322,11 +332,11 @@ export const make = <A, E, R, ROut = never, E2 = never, RIn = never>(
       runtime,
       clock,
       common(name, options),
-      timing.right,
-      delay.right,
+      timing,
+      initialDelayMillis,
       attempt
     )
-  ) as WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn>
+  ) as WorkerLayer<E, R>
 }
 
 /**
@@ -378,18 +388,13 @@ export const cron = <A, E, R, ROut = never, E2 = never, RIn = never>(
   if (Either.isLeft(delay)) return Layer.fail(delay.left)
   const parsed = parseCron(name, options.cron, options.timeZone)
   if (Either.isLeft(parsed)) return Layer.fail(parsed.left)
-  const attempt = attemptOf(task, options.layer as Layer.Layer<unknown, unknown, unknown> | undefined)
-  return register((registry, runtime, clock) =>
-    new ScheduledWorker(
-      registry[RegistryInternal],
-      runtime,
-      clock,
-      common(name, options),
-      { _tag: "Cron", cron: parsed.right, overlap: options.overlap ?? "skip" },
-      delay.right,
-      attempt
-    )
-  ) as WorkerLayer<InvalidWorkerOptions | InvalidCronExpression, Exclude<R, Scope.Scope | ROut> | RIn>
+  return scheduled(
+    name,
+    task,
+    options,
+    { _tag: "Cron", cron: parsed.right, overlap: options.overlap ?? "skip" },
+    delay.right
+  )
 }
 
 // Queues and mailboxes are checked first: they can also be used where a Stream is expected.

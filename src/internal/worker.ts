@@ -170,26 +170,25 @@ class WorkerMetrics {
  * Runs `attempt` until it succeeds or `retry` gives up, keeping the status
  * cell and metrics current. Interruption is returned as is.
  */
-const withRetries = <A>(
-  attempt: Effect.Effect<A, unknown>,
-  retry: Schedule.Schedule<unknown, unknown, never> | undefined,
-  cell: StatusCell,
-  metrics: WorkerMetrics,
-  what: string
-): Effect.Effect<Exit.Exit<A, unknown>> =>
+interface Retrying {
+  readonly retry: Schedule.Schedule<unknown, unknown, never> | undefined
+  readonly cell: StatusCell
+  readonly metrics: WorkerMetrics
+  /** What failed, for the log: `Worker "x" iteration`. */
+  readonly what: string
+}
+
+const withRetries = <A>(attempt: Effect.Effect<A, unknown>, retrying: Retrying): Effect.Effect<Exit.Exit<A, unknown>> =>
   Effect.flatMap(Effect.exit(attempt), (exit) =>
     Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
       ? Effect.succeed(exit)
-      : retryLoop(exit, attempt, retry, cell, metrics, what))
+      : retryLoop(exit, attempt, retrying))
 
 /** The slow path of `withRetries`, from the first failed attempt on. */
 const retryLoop = <A>(
   first: Exit.Exit<A, unknown>,
   attempt: Effect.Effect<A, unknown>,
-  retry: Schedule.Schedule<unknown, unknown, never> | undefined,
-  cell: StatusCell,
-  metrics: WorkerMetrics,
-  what: string
+  { cell, metrics, retry, what }: Retrying
 ): Effect.Effect<Exit.Exit<A, unknown>> =>
   Effect.gen(function*() {
     let driver: Schedule.ScheduleDriver<unknown, unknown, never> | undefined
@@ -349,7 +348,12 @@ export class ScheduledWorker extends Base {
 
   private retries(first: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> {
     return Effect.flatMap(
-      retryLoop(first, this.task(), this.common.retry, this.status, this.metrics, `Worker "${this.name}" iteration`),
+      retryLoop(first, this.task(), {
+        retry: this.common.retry,
+        cell: this.status,
+        metrics: this.metrics,
+        what: `Worker "${this.name}" iteration`
+      }),
       (exit) => this.finish(exit, started)
     )
   }
@@ -567,7 +571,12 @@ export class ConsumerWorker<A> extends Base {
       self.inFlight++
       self.status.lastStartedAt = self.clock.unsafeCurrentTimeMillis()
       if (self.status.state !== "running") self.status.set("running")
-      const exit = yield* withRetries(attempt, self.common.retry, self.status, self.metrics, what)
+      const exit = yield* withRetries(attempt, {
+        retry: self.common.retry,
+        cell: self.status,
+        metrics: self.metrics,
+        what
+      })
       self.status.lastEndedAt = self.clock.unsafeCurrentTimeMillis()
       if (Exit.isSuccess(exit)) {
         self.status.iterations++
