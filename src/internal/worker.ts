@@ -206,7 +206,11 @@ const retryLoop = <A>(
       driver ??= yield* Schedule.driver(retry)
       cell.set("backingOff")
       // The driver waits before answering, so a retry is announced by attempt number, not delay.
-      yield* Effect.logWarning(`${what} failed (attempt ${cell.failures}); retrying on its retry schedule`, cause)
+      // An expected, typed failure that will be retried is one line; a defect keeps its stack trace.
+      yield* Effect.logWarning(
+        `${what} failed (attempt ${cell.failures}); retrying on its retry schedule`,
+        Cause.isDie(cause) ? cause : causeText(cause)
+      )
       const next = yield* Effect.either(driver.next(Cause.squash(cause)))
       if (next._tag === "Left") {
         yield* Effect.logError(`${what} failed, retries spent`, cause)
