@@ -296,6 +296,23 @@ describe("per-iteration scope", () => {
       assert.strictEqual(Option.getOrThrow(yield* registry.get("holder")).state, "stopped")
     }))
 
+  it.scoped("a fiber forked by the task shares the iteration's scope", () =>
+    Effect.gen(function*() {
+      const events = yield* Ref.make<Array<string>>([])
+      const record = (event: string) => Ref.update(events, (xs) => [...xs, event])
+      const task = Effect.gen(function*() {
+        const child = yield* Effect.fork(
+          Effect.acquireRelease(record("child acquired"), () => record("child released"))
+        )
+        yield* child.await
+        yield* record("task done")
+      })
+      const registry = yield* Testing.start(Worker.make("forker", task, { schedule: "1 minute" }))
+      yield* registry.awaitStatus("forker", (s) => s.iterations === 1)
+      assert.deepStrictEqual(yield* Ref.get(events), ["child acquired", "task done", "child released"])
+      assert.isTrue(Option.isNone(Option.getOrThrow(yield* registry.get("forker")).lastError))
+    }))
+
   it.scoped("builds the layer fresh for every iteration", () =>
     Effect.gen(function*() {
       const log = yield* Log

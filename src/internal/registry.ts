@@ -6,6 +6,7 @@ import {
   Exit,
   type Fiber,
   FiberId,
+  type FiberRefs,
   Option,
   Runtime,
   RuntimeFlags,
@@ -13,6 +14,7 @@ import {
 } from "effect"
 import { InvalidWorkerOptions, type WorkerFailed } from "../WorkerError.js"
 import { type WorkerState, WorkerStatus } from "../WorkerStatus.js"
+import { type IterationScope, iterationScopeService, withIterationScope } from "./iterationScope.js"
 import { SharedTimer } from "./timer.js"
 
 /** What a worker definition gives the registry: how to start and stop it. */
@@ -190,18 +192,11 @@ export class FiberTracker {
 
   private readonly runtime: Runtime.Runtime<never>
 
-  /**
-   * Iterations run with the runtime captured where the worker's layer was
-   * built, with interruption enabled (a host builds layers in an
-   * uninterruptible region). The fiber refs are shared, not copied per worker:
-   * a copy cost about 1 KB of heap per worker.
-   */
-  constructor(runtime: Runtime.Runtime<never>, scope: Scope.Scope | undefined) {
-    this.runtime = Runtime.make({
-      context: scope === undefined ? runtime.context : Context.add(runtime.context, Scope.Scope, scope),
-      runtimeFlags: RuntimeFlags.enable(runtime.runtimeFlags, RuntimeFlags.Interruption),
-      fiberRefs: runtime.fiberRefs
-    })
+  private readonly updateRefs: ((refs: FiberRefs.FiberRefs, id: FiberId.Runtime) => FiberRefs.FiberRefs) | undefined
+
+  constructor(runtime: Runtime.Runtime<never>, scope: IterationScope | undefined) {
+    this.runtime = iterationRuntime(runtime)
+    this.updateRefs = scope === undefined ? undefined : withIterationScope(scope)
   }
 
   get size(): number {
@@ -213,7 +208,10 @@ export class FiberTracker {
     effect: Effect.Effect<unknown, unknown>,
     owner?: { onExit(exit: Exit.Exit<unknown, unknown>): void }
   ): Fiber.RuntimeFiber<unknown, unknown> {
-    const fiber = Runtime.runFork(this.runtime)(effect)
+    const fiber = Runtime.runFork(this.runtime)(
+      effect,
+      this.updateRefs === undefined ? undefined : { updateRefs: this.updateRefs }
+    )
     this.fibers.push(fiber)
     fiber.addObserver((exit) => {
       if (owner !== undefined) owner.onExit(exit)
@@ -238,6 +236,26 @@ export class FiberTracker {
       return Deferred.await(this.idle)
     })
   }
+}
+
+const iterationRuntimes = new WeakMap<Runtime.Runtime<never>, Runtime.Runtime<never>>()
+
+/**
+ * Iterations run with the runtime captured where the worker's layer was built
+ * (shared by the workers built together), with interruption enabled (a host
+ * builds layers in an uninterruptible region) and the iteration `Scope`.
+ */
+const iterationRuntime = (runtime: Runtime.Runtime<never>): Runtime.Runtime<never> => {
+  let shared = iterationRuntimes.get(runtime)
+  if (shared === undefined) {
+    shared = Runtime.make({
+      context: Context.add(runtime.context, Scope.Scope, iterationScopeService),
+      runtimeFlags: RuntimeFlags.enable(runtime.runtimeFlags, RuntimeFlags.Interruption),
+      fiberRefs: runtime.fiberRefs
+    })
+    iterationRuntimes.set(runtime, shared)
+  }
+  return shared
 }
 
 /** Pretty text of a failure for logs and the status registry. */
