@@ -66,9 +66,12 @@ const startEffectWorkers = (
 /** Starts the tasks; resolves once every one of them is scheduled. */
 const start = async (): Promise<void> => {
   switch (impl) {
-    // The form docs/workers.md recommends for many workers: one layer, a plain interval.
+    // The form docs/workers.md recommends for many workers: one layer, a plain interval, one metrics label.
     case "effect-workers":
-      return startEffectWorkers(Worker.mergeAll, "1 second")
+      return startEffectWorkers((layers) => Worker.mergeAll(layers, { metricsLabel: "bench" }), "1 second")
+    // The same with a metrics label (a series and its hooks) per worker, the default.
+    case "effect-workers-labelled":
+      return startEffectWorkers((layers) => Worker.mergeAll(layers), "1 second")
     // What a program with a handful of workers writes: a layer each and an Effect `Schedule`.
     case "effect-workers-layers":
       return startEffectWorkers(([first, ...rest]) => Layer.mergeAll(first!, ...rest), Schedule.spaced("1 second"))

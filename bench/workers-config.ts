@@ -1,10 +1,18 @@
 /** What the workers suite runs, shared by its parent and child processes. */
 
-export const impls = ["effect-workers", "effect-workers-layers", "effect-repeat", "setinterval", "croner"] as const
+export const impls = [
+  "effect-workers",
+  "effect-workers-labelled",
+  "effect-workers-layers",
+  "effect-repeat",
+  "setinterval",
+  "croner"
+] as const
 export type Impl = (typeof impls)[number]
 
 export const labels: Record<Impl, string> = {
-  "effect-workers": "effect-workers (Worker.mergeAll, \"1 second\")",
+  "effect-workers": "effect-workers (mergeAll, \"1 second\", one label)",
+  "effect-workers-labelled": "effect-workers (mergeAll, \"1 second\")",
   "effect-workers-layers": "effect-workers (Layer.mergeAll, spaced)",
   "effect-repeat": "Effect.repeat fiber each",
   setinterval: "setInterval",

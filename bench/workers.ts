@@ -92,6 +92,7 @@ const against = (impl: Impl) => {
   }
 }
 const headline = against("effect-workers")!
+const labelled = against("effect-workers-labelled")
 const layers = against("effect-workers-layers")
 const broken = results.filter((r) => !firedOk(r))
 
@@ -110,7 +111,7 @@ console.log(
     ["left", "right", "right", "right", "right", "right", "right"]
   )
 )
-for (const t of [headline, layers]) {
+for (const t of [headline, labelled, layers]) {
   if (t === undefined) continue
   console.log(
     `${labels[t.impl]} at ${n}: CPU ${t.cpuRatio.toFixed(2)}x croner's (target <= ` +
@@ -129,6 +130,11 @@ const figures: Record<string, number> = {
   cpu_ratio_vs_croner: round(headline.cpuRatio, 3),
   cpu_per_run_ratio_vs_croner: round(headline.perRunRatio, 3),
   heap_bytes_per_worker: Math.round(headline.heap)
+}
+if (labelled !== undefined) {
+  figures.labelled_cpu_ratio_vs_croner = round(labelled.cpuRatio, 3)
+  figures.labelled_cpu_per_run_ratio_vs_croner = round(labelled.perRunRatio, 3)
+  figures.labelled_heap_bytes_per_worker = Math.round(labelled.heap)
 }
 if (layers !== undefined) {
   figures.layers_cpu_ratio_vs_croner = round(layers.cpuRatio, 3)

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Ref, Schedule, Tracer } from "effect"
-import { Host, Testing, Worker } from "../src/index.js"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Ref, Schedule, Tracer } from "effect"
+import { Host, Metrics, Testing, Worker } from "../src/index.js"
 
 /** A tracer that keeps every ended span, as an exporter would receive them. */
 const recordingTracer = Effect.gen(function*() {
@@ -99,6 +99,28 @@ describe("Worker.mergeAll", () => {
       }
       assert.strictEqual((yield* registry.all).length, 100)
       assert.isAtLeast(yield* Ref.get(count), 200)
+    }))
+})
+
+describe("Worker.mergeAll with a shared metrics label", () => {
+  it.scoped("counts the merged workers under one label, and each in the status registry", () =>
+    Effect.gen(function*() {
+      const workers = Array.from({ length: 20 }, (_, i) =>
+        Worker.make(`probe-${i}`, Effect.void, { schedule: "1 second" }))
+      const registry = yield* Testing.start(Worker.mergeAll(workers, { metricsLabel: "probes" }))
+      for (let i = 0; i < 20; i++) {
+        yield* registry.awaitStatus(`probe-${i}`, (s) =>
+          s.iterations >= 1)
+      }
+      const shared = yield* Metric.value(
+        Metrics.workerIterations.pipe(Metric.tagged("worker", "probes"), Metric.tagged("outcome", "success"))
+      )
+      const own = yield* Metric.value(
+        Metrics.workerIterations.pipe(Metric.tagged("worker", "probe-0"), Metric.tagged("outcome", "success"))
+      )
+      assert.strictEqual(shared.count, 20)
+      assert.strictEqual(own.count, 0)
+      assert.strictEqual((yield* registry.all).length, 20)
     }))
 })
 

@@ -81,6 +81,7 @@ export class Registry {
   readonly failure: Deferred.Deferred<WorkerFailed> = Deferred.unsafeMake(FiberId.none)
   private readonly watchers = new Set<Watcher>()
   private readonly deregistered = new WeakSet<Managed>()
+  private readonly sharedValues = new Map<string, unknown>()
   private started = false
 
   constructor(readonly startImmediately: boolean) {}
@@ -174,6 +175,12 @@ export class Registry {
         Deferred.unsafeDone(watcher.deferred, Exit.succeed(status))
       }
     }
+  }
+
+  /** A value shared by the workers of this registry under `key`, made on first use. */
+  shared<A>(key: string, make: () => A): A {
+    if (!this.sharedValues.has(key)) this.sharedValues.set(key, make())
+    return this.sharedValues.get(key) as A
   }
 
   signalFailure(error: WorkerFailed): void {

@@ -40,6 +40,8 @@ export type Timing =
 
 export interface Common {
   readonly name: string
+  /** The `worker` label of its metrics, when shared with other workers (`Worker.mergeAll`). */
+  readonly metricsLabel: string | undefined
   readonly retry: Schedule.Schedule<unknown, unknown, never> | undefined
   readonly onFailure: FailurePolicy
   /** `undefined`: trace when a tracer other than Effect's built-in one is installed. */
@@ -199,7 +201,10 @@ abstract class Base implements Managed {
       FiberRefs.getOrDefault(runtime.fiberRefs, DefaultServices.currentServices),
       Tracer.Tracer
     )
-    this.metrics = new WorkerMetrics(common.name)
+    const label = common.metricsLabel
+    this.metrics = label === undefined
+      ? new WorkerMetrics(common.name)
+      : registry.shared(`metrics:${label}`, () => new WorkerMetrics(label))
   }
 
   get name(): string {
