@@ -338,8 +338,6 @@ export class ScheduledWorker extends Base {
               : this.retries(exit, started)
         )
       })
-      // The common case in as few effects as possible: the task's first attempt and its scope in
-      // one uninterruptible step around the interruptible task; retries take the general path.
       // The common case in as few effects as possible: the first attempt, with its scope closed here
       // or, when the iteration is interrupted, by `launch`'s exit hook. Retries take the general path.
       : Effect.suspend(() => {
