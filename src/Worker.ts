@@ -97,7 +97,9 @@ export interface CommonOptions<ROut, E2, RIn> {
 export interface Options<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
   /**
    * When to run again. A `Schedule` is stepped after each iteration ends, as
-   * `Effect.repeat` does. A duration such as `"30 seconds"` runs again that
+   * `Effect.repeat` does, except that it sees no input (schedules that read
+   * the task's result do not apply) and is also stepped after an iteration
+   * that failed with the `"continue"` policy. A duration such as `"30 seconds"` runs again that
    * long after the previous iteration ended (what `Schedule.spaced` does) and
    * is the cheapest form, for programs with thousands of workers. Omit it to
    * run the task once, like `BackgroundService.ExecuteAsync`.
@@ -132,7 +134,9 @@ export interface ConsumerOptions<A, E, R, ROut, E2, RIn> extends CommonOptions<R
    * untaken items stay in the source at shutdown. Items whose handler is
    * interrupted by shutdown are handed back: offered again to a `Queue` or
    * `Mailbox` (at its end), or passed to `onUnfinished` for a `Stream` (whose
-   * already pulled, unstarted items are passed there too).
+   * already pulled, unstarted items are passed there too). A `Stream`, or a
+   * read-only `Dequeue` or mailbox, cannot take items back: give it
+   * `onUnfinished`, or unfinished items are only logged.
    */
   readonly source: Queue.Dequeue<A> | Mailbox.ReadonlyMailbox<A, unknown> | Stream.Stream<A, unknown, R>
   /** Handles one item. Success acknowledges it; failure retries it, then dead-letters it. */
@@ -235,17 +239,16 @@ const registerAll = (builds: ReadonlyArray<Build>) =>
     const clock = yield* Effect.clock
     const internal = registry[RegistryInternal]
     const workers = builds.map((build) => build(registry, runtime, clock, undefined))
-    // One finalizer for the whole batch, stopping in reverse order of registration.
+    // The finalizer comes first so that it also stops the workers registered before a failure.
     let registered = 0
-    yield* Effect.acquireRelease(
-      Effect.forEach(workers, (worker) => Effect.map(internal.register(worker), () => void registered++), {
+    yield* Effect.addFinalizer(() =>
+      Effect.forEach(workers.slice(0, registered).reverse(), (worker) => internal.deregister(worker), {
         discard: true
-      }),
-      () =>
-        Effect.forEach(workers.slice(0, registered).reverse(), (worker) => internal.deregister(worker), {
-          discard: true
-        })
+      })
     )
+    yield* Effect.forEach(workers, (worker) => Effect.map(internal.register(worker), () => void registered++), {
+      discard: true
+    })
   })
 
 const register = <E>(build: Build): WorkerLayer<E | InvalidWorkerOptions, never> =>
@@ -450,8 +453,8 @@ const sourceOf = <A>(
  * Nothing is dropped at shutdown: items not yet taken stay in the source, and
  * items whose handler is interrupted are handed back (see
  * {@link ConsumerOptions.source}). The worker ends (`stopped`) when a
- * `Mailbox` or `Stream` source ends; a source that fails is handled by the
- * `onFailure` policy.
+ * `Mailbox` or `Stream` source ends or its `Queue` is shut down; a source that
+ * fails is handled by the `onFailure` policy.
  *
  * @example
  * ```ts

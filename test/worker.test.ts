@@ -583,6 +583,29 @@ describe("the seed's pitfalls", () => {
       assert.isTrue(yield* Deferred.isDone(interrupted))
     }))
 
+  it.scoped("a task that interrupts itself is a failed iteration, and the worker goes on", () =>
+    Effect.gen(function*() {
+      const registry = yield* Testing.start(
+        Worker.make("self-interrupting", Effect.interrupt, { schedule: "1 second", retry: false })
+      )
+      const first = yield* registry.awaitStatus("self-interrupting", (s) => s.iterations === 1 && s.state === "idle")
+      assert.strictEqual(first.failures, 1)
+      assert.deepStrictEqual(first.lastError, Option.some("the iteration interrupted itself"))
+      yield* Testing.advance("1 second")
+      yield* registry.awaitStatus("self-interrupting", (s) => s.iterations === 2)
+    }))
+
+  it.scoped("a consumer whose queue is shut down ends", () =>
+    Effect.gen(function*() {
+      const queue = yield* Queue.unbounded<number>()
+      const registry = yield* Testing.start(Worker.consumer("closing", { source: queue, handler: () => Effect.void }))
+      yield* Queue.offer(queue, 1)
+      yield* registry.awaitStatus("closing", (s) => s.iterations === 1)
+      yield* Queue.shutdown(queue)
+      const status = yield* registry.awaitStatus("closing", (s) => s.state === "stopped")
+      assert.strictEqual(status.failures, 0)
+    }))
+
   it.scoped("names must be unique", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(

@@ -123,7 +123,9 @@ export class Registry {
   startAll(): Effect.Effect<void> {
     return Effect.sync(() => {
       this.started = true
-      for (const worker of this.workers.values()) worker.start()
+      for (const worker of this.workers.values()) {
+        if (!this.deregistered.has(worker)) worker.start()
+      }
     })
   }
 

@@ -149,9 +149,11 @@ const retryLoop = <A>(
   Effect.gen(function*() {
     let driver: Schedule.ScheduleDriver<unknown, unknown, never> | undefined
     let exit = first
+    let attempts = 0
     while (true) {
       if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return exit
       const cause = exit.cause
+      attempts++
       cell.failures++
       cell.lastError = causeText(cause)
       metrics.failedAttempt()
@@ -164,7 +166,7 @@ const retryLoop = <A>(
       // The driver waits before answering, so a retry is announced by attempt number, not delay.
       // An expected, typed failure that will be retried is one line; a defect keeps its stack trace.
       yield* Effect.logWarning(
-        `${what} failed (attempt ${cell.failures}); retrying on its retry schedule`,
+        `${what} failed (attempt ${attempts}); retrying on its retry schedule`,
         Cause.isDie(cause) ? cause : causeText(cause)
       )
       const next = yield* Effect.either(driver.next(Cause.squash(cause)))
@@ -237,7 +239,7 @@ abstract class Base implements Managed {
     this.registry.timer.schedule(this.entry, at)
   }
 
-  /** Applies the failure policy once retries are spent; returns true when the worker should run again now. */
+  /** Applies the failure policy once retries are spent: run `"again"` after the restart delay, at the `"next"` time, or `"end"`. */
   protected giveUp(cause: Cause.Cause<unknown>): "again" | "next" | "end" {
     switch (this.common.onFailure) {
       case "continue":
@@ -303,9 +305,21 @@ export class ScheduledWorker extends Base {
       this.metrics.success((ended - started) / 1000)
       return this.next("next", false)
     }
-    if (Cause.isInterruptedOnly(exit.cause)) return Effect.void
+    // Interrupted by stop: nothing more to do. Interrupted by itself (Effect.interrupt, a joined
+    // interrupted fiber): a failed iteration like any other, or the worker would silently end.
+    if (Cause.isInterruptedOnly(exit.cause) && this.stopping) return Effect.void
     this.status.iterations++
     this.metrics.failure((ended - started) / 1000)
+    if (Cause.isInterruptedOnly(exit.cause)) {
+      this.status.failures++
+      this.status.lastError = "the iteration interrupted itself"
+      return Effect.zipRight(
+        Effect.logError(`Worker "${this.name}" iteration interrupted itself`).pipe(
+          Effect.annotateLogs("worker", this.name)
+        ),
+        this.next(this.giveUp(exit.cause), true)
+      )
+    }
     return this.next(this.giveUp(exit.cause), true)
   }
 
@@ -347,7 +361,7 @@ export class ScheduledWorker extends Base {
           onSuccess: (value) => {
             const close = shared.end(Exit.succeed(value))
             const done = this.finish(Exit.void, started)
-            return close === undefined ? done : Effect.zipRight(close, done)
+            return close === undefined ? done : Effect.zipRight(Effect.uninterruptible(close), done)
           },
           onFailure: (cause) => {
             const failed = Exit.failCause(cause)
@@ -355,7 +369,7 @@ export class ScheduledWorker extends Base {
             const rest = Cause.isInterruptedOnly(cause)
               ? this.finish(failed, started)
               : this.retries(failed, started)
-            return close === undefined ? rest : Effect.zipRight(close, rest)
+            return close === undefined ? rest : Effect.zipRight(Effect.uninterruptible(close), rest)
           }
         })
       })
@@ -545,7 +559,8 @@ export class ConsumerWorker<A> extends Base {
         self.metrics.ack()
         return
       }
-      if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+      // Interrupted by stop: the item is handed back. Interrupted by itself: dead-lettered like a failure.
+      if (Cause.isInterruptedOnly(exit.cause) && self.stopping) return yield* Effect.interrupt
       self.status.iterations++
       self.metrics.deadLetter()
       yield* self.options.deadLetter(item, exit.cause).pipe(
@@ -558,7 +573,9 @@ export class ConsumerWorker<A> extends Base {
       Effect.onInterrupt(() => source.handBack(item)),
       Effect.ensuring(Effect.sync(() => {
         self.inFlight--
-        if (self.inFlight === 0 && !self.stopping) self.status.set(self.sourceEnded ? "stopped" : "idle")
+        if (self.inFlight === 0 && !self.stopping && self.status.state !== "failed") {
+          self.status.set(self.sourceEnded ? "stopped" : "idle")
+        }
       })),
       Effect.annotateLogs("worker", this.name)
     )
@@ -589,8 +606,9 @@ export class ConsumerWorker<A> extends Base {
         }),
       (scope, exit) => Scope.close(scope, exit)
     ))
-    if (Exit.isSuccess(exit)) {
-      // The source ended: the worker is done once the items in flight are.
+    // A source that ended, or a queue that was shut down (its take is interrupted), ends the worker.
+    if (Exit.isSuccess(exit) || (Cause.isInterruptedOnly(exit.cause) && !this.stopping)) {
+      // The worker is done once the items in flight are.
       this.sourceEnded = true
       if (!this.stopping && this.inFlight === 0) this.status.set("stopped")
       return
