@@ -187,7 +187,8 @@ abstract class Base implements Managed {
   protected restarts = 0
   protected readonly entry: TimerEntry = { at: 0, index: -1, fire: () => this.fire() }
 
-  protected readonly tracer: Tracer.Tracer
+  /** Whether a tracer other than Effect's built-in one was installed where the worker was built. */
+  protected readonly customTracer: boolean
 
   constructor(
     protected readonly registry: Registry,
@@ -199,10 +200,10 @@ abstract class Base implements Managed {
   ) {
     this.status = new StatusCell(common.name, kind, registry)
     this.tracker = new FiberTracker(runtime, scope)
-    this.tracer = Context.get(
+    this.customTracer = Context.get(
       FiberRefs.getOrDefault(runtime.fiberRefs, DefaultServices.currentServices),
       Tracer.Tracer
-    )
+    ) !== builtInTracer
     const label = common.metricsLabel
     this.metrics = label === undefined
       ? new WorkerMetrics(common.name)
@@ -280,7 +281,7 @@ export class ScheduledWorker extends Base {
     super(registry, runtime, clock, common, timing._tag === "Cron" ? "cron" : "scheduled", shared)
     this.shared = shared
     this.scheduleState = timing._tag === "Schedule" ? timing.schedule?.initial : undefined
-    this.tracing = common.tracing ?? this.tracer !== builtInTracer
+    this.tracing = common.tracing ?? this.customTracer
   }
 
   /** One attempt of the task, in its own scope (and layer). */
