@@ -517,6 +517,8 @@ export interface ConsumerOptions<A> {
 export class ConsumerWorker<A> extends Base {
   private inFlight = 0
   private sourceEnded = false
+  // One semaphore for the worker's life: handlers still in flight from before a restart keep their slots.
+  private readonly slots: Effect.Semaphore
 
   constructor(
     registry: Registry,
@@ -526,6 +528,7 @@ export class ConsumerWorker<A> extends Base {
     private readonly options: ConsumerOptions<A>
   ) {
     super(registry, runtime, clock, common, "consumer")
+    this.slots = Effect.unsafeMakeSemaphore(options.concurrency)
   }
 
   start(): void {
@@ -590,7 +593,7 @@ export class ConsumerWorker<A> extends Base {
       (scope) =>
         Effect.gen(this, function*() {
           const source = yield* this.options.source(scope)
-          const slots = yield* Effect.makeSemaphore(this.options.concurrency)
+          const slots = this.slots
           while (true) {
             yield* slots.take(1)
             const ended = yield* Effect.uninterruptibleMask((restore) =>
