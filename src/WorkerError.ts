@@ -83,8 +83,7 @@ export class ShutdownTimeout extends Schema.TaggedError<ShutdownTimeout>()("Shut
   }
 }
 
-/** @internal */
-export const describeCause = (cause: unknown): string => {
+const describeCause = (cause: unknown): string => {
   if (Cause.isCause(cause)) {
     const failure = Cause.squash(cause)
     return failure instanceof Error ? failure.message : String(failure)

@@ -49,10 +49,6 @@ export class SharedTimer {
     }
   }
 
-  get size(): number {
-    return this.heap.length
-  }
-
   /** The timer loop; runs until interrupted. */
   readonly run: Effect.Effect<never> = Effect.gen(this, function*() {
     const clock = yield* Effect.clock

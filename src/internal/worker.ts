@@ -68,7 +68,7 @@ const outcomeAck = MetricLabel.make("outcome", "ack")
 const outcomeDeadLetter = MetricLabel.make("outcome", "deadLetter")
 
 /** Delay before the n-th consecutive restart: 1 s, doubling, at most 1 min. */
-export const restartDelayMillis = (restarts: number): number => Math.min(60_000, 1000 * 2 ** Math.max(0, restarts - 1))
+const restartDelayMillis = (restarts: number): number => Math.min(60_000, 1000 * 2 ** Math.max(0, restarts - 1))
 
 type Hook = MetricHook.MetricHook<number, unknown>
 
@@ -232,6 +232,12 @@ abstract class Base implements Managed {
         if (this.status.state !== "failed" && this.status.state !== "stopped") this.status.set("stopped")
       })
     )
+  }
+
+  /** Waits out the restart delay, then runs the worker from the start. */
+  protected scheduleRestart(): void {
+    this.status.set("backingOff")
+    this.scheduleAt(this.clock.unsafeCurrentTimeMillis() + restartDelayMillis(this.restarts))
   }
 
   protected scheduleAt(at: number): void {
@@ -457,8 +463,7 @@ export class ScheduledWorker extends Base {
       if (decision === "end") return Effect.void
       if (this.timing._tag === "Cron") {
         if (decision === "again") {
-          this.status.set("backingOff")
-          this.scheduleAt(this.clock.unsafeCurrentTimeMillis() + restartDelayMillis(this.restarts))
+          this.scheduleRestart()
           return Effect.void
         }
         if (this.pending) {
@@ -480,8 +485,7 @@ export class ScheduledWorker extends Base {
       }
       if (decision === "again") {
         this.scheduleState = schedule?.initial
-        this.status.set("backingOff")
-        this.scheduleAt(now + restartDelayMillis(this.restarts))
+        this.scheduleRestart()
         return Effect.void
       }
       if (schedule === undefined) {
@@ -623,8 +627,7 @@ export class ConsumerWorker<A> extends Base {
     yield* Effect.logError(`Worker "${this.name}": its source failed`, exit.cause)
     const decision = this.giveUp(exit.cause)
     if (decision === "again") {
-      this.status.set("backingOff")
-      this.scheduleAt(this.clock.unsafeCurrentTimeMillis() + restartDelayMillis(this.restarts))
+      this.scheduleRestart()
     } else if (decision === "next") {
       this.status.set("failed")
     }
