@@ -190,6 +190,11 @@ export class Registry {
   }
 }
 
+/** Told when a fiber forked by a {@link FiberTracker} ends. */
+export interface ExitObserver {
+  onExit(exit: Exit.Exit<unknown, unknown>, started: number | undefined): void
+}
+
 /**
  * Fibers a worker has running, forked with the runtime captured when its
  * layer was built (so iterations see the layer's services and the test clock).
@@ -212,18 +217,24 @@ export class FiberTracker {
     return this.fibers.length
   }
 
-  /** Forks `effect`; `owner.onExit` runs first when it ends, and may fork more work here. */
-  fork(
-    effect: Effect.Effect<unknown, unknown>,
-    owner?: { onExit(exit: Exit.Exit<unknown, unknown>): void }
-  ): Fiber.RuntimeFiber<unknown, unknown> {
+  /**
+   * Forks `effect`; when it ends, `owner.onExit` runs first, with `started`,
+   * and may fork more work here.
+   */
+  fork(effect: Effect.Effect<unknown, unknown>, owner?: ExitObserver, started?: number): void {
     const fiber = Runtime.runFork(this.runtime)(
       effect,
       this.updateRefs === undefined ? undefined : { updateRefs: this.updateRefs }
     )
+    // Most iterations of a cheap task end within the fork: nothing to track then.
+    const done = fiber.unsafePoll()
+    if (done !== null) {
+      if (owner !== undefined) owner.onExit(done, started)
+      return
+    }
     this.fibers.push(fiber)
     fiber.addObserver((exit) => {
-      if (owner !== undefined) owner.onExit(exit)
+      if (owner !== undefined) owner.onExit(exit, started)
       const index = this.fibers.indexOf(fiber)
       if (index >= 0) this.fibers.splice(index, 1)
       if (this.fibers.length === 0 && this.idle !== undefined) {
@@ -231,7 +242,6 @@ export class FiberTracker {
         this.idle = undefined
       }
     })
-    return fiber
   }
 
   interruptAll(): void {

@@ -302,7 +302,11 @@ export class ScheduledWorker extends Base {
     return started
   }
 
-  private finish(exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> {
+  /**
+   * Records how an iteration ended and decides what comes next. Returns what
+   * is left to run as an effect (logging, a schedule step with effects), if any.
+   */
+  private finish(exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> | undefined {
     const ended = this.clock.unsafeCurrentTimeMillis()
     this.status.lastEndedAt = ended
     this.running--
@@ -314,18 +318,17 @@ export class ScheduledWorker extends Base {
     }
     // Interrupted by stop: nothing more to do. Interrupted by itself (Effect.interrupt, a joined
     // interrupted fiber): a failed iteration like any other, or the worker would silently end.
-    if (Cause.isInterruptedOnly(exit.cause) && this.stopping) return Effect.void
+    if (Cause.isInterruptedOnly(exit.cause) && this.stopping) return undefined
     this.status.iterations++
     this.metrics.failure((ended - started) / 1000)
     if (Cause.isInterruptedOnly(exit.cause)) {
       this.status.failures++
       this.status.lastError = "the iteration interrupted itself"
-      return Effect.zipRight(
-        Effect.logError(`Worker "${this.name}" iteration interrupted itself`).pipe(
-          Effect.annotateLogs("worker", this.name)
-        ),
-        this.next(this.giveUp(exit.cause), true, ended)
+      const logged = Effect.logError(`Worker "${this.name}" iteration interrupted itself`).pipe(
+        Effect.annotateLogs("worker", this.name)
       )
+      const rest = this.next(this.giveUp(exit.cause), true, ended)
+      return rest === undefined ? logged : Effect.zipRight(logged, rest)
     }
     return this.next(this.giveUp(exit.cause), true, ended)
   }
@@ -338,53 +341,63 @@ export class ScheduledWorker extends Base {
         metrics: this.metrics,
         what: `Worker "${this.name}" iteration`
       }),
-      (exit) => this.finish(exit, started)
+      (exit) => this.finish(exit, started) ?? Effect.void
     )
   }
 
   /**
-   * The effect of one iteration, made per run rather than kept: with
-   * thousands of workers, retained effects cost more heap than the workers.
+   * What follows the first attempt of an iteration: its scope closed, then its
+   * outcome recorded, or the task retried. `undefined` when nothing is left to run.
    */
-  private iteration(): Effect.Effect<void> {
-    const shared = this.shared
-    let body: Effect.Effect<void> = shared === undefined
-      ? Effect.suspend(() => {
-        const started = this.begin()
-        return Effect.flatMap(
-          Effect.exit(this.task()),
-          (exit) =>
-            Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
-              ? this.finish(exit, started)
-              : this.retries(exit, started)
-        )
-      })
-      // The common case in as few effects as possible: the first attempt, with its scope closed here
-      // or, when the iteration is interrupted, by `launch`'s exit hook. Retries take the general path.
-      // One callback passed as an argument, not `matchCauseEffect`'s named handlers: loaders that keep
-      // function names (tsx) would define a name on each handler on every run, measured as 12% of the CPU.
-      : Effect.suspend(() => {
-        const started = this.begin()
-        shared.begin()
-        return Effect.flatMap(Effect.exit(this.attempt.task as Effect.Effect<unknown, unknown>), (exit) => {
-          const close = shared.end(exit)
-          const rest = Exit.isSuccess(exit)
-            ? this.finish(Exit.void, started)
-            : Cause.isInterruptedOnly(exit.cause)
-            ? this.finish(exit, started)
-            : this.retries(exit, started)
-          return close === undefined ? rest : Effect.zipRight(Effect.uninterruptible(close), rest)
-        })
-      })
-    if (this.tracing) {
-      body = Effect.withSpan(body, "effect_workers.worker.iteration", {
+  private settle(exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> | undefined {
+    const close = this.shared?.end(exit)
+    const rest = Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
+      ? this.finish(exit, started)
+      : this.retries(exit, started)
+    if (close === undefined) return rest
+    const closing = Effect.uninterruptible(close)
+    return rest === undefined ? closing : Effect.zipRight(closing, rest)
+  }
+
+  /**
+   * Starts an iteration. Untraced, its fiber runs the task alone and `onExit`
+   * settles it: a cheap task then costs one fiber and no other effect, and
+   * only what is left (a retry, a log line) runs on a fiber of its own. Traced,
+   * the span covers the whole iteration, retries included, so it settles itself.
+   */
+  private launch(): void {
+    this.running++
+    const started = this.begin()
+    this.shared?.begin()
+    const first = this.shared === undefined ? scopedAttempt(this.attempt) : this.attempt.task as Effect.Effect<unknown>
+    if (!this.tracing) {
+      this.tracker.fork(first, this, started)
+      return
+    }
+    const iteration = Effect.flatMap(Effect.exit(first), (exit) => this.settle(exit, started) ?? Effect.void)
+    this.tracker.fork(
+      Effect.withSpan(iteration, "effect_workers.worker.iteration", {
         attributes: { "effect_workers.worker": this.name },
         root: true,
         // A stack trace per span was the largest single cost of a cheap iteration.
         captureStackTrace: false
-      })
-    }
-    return body
+      }),
+      this
+    )
+  }
+
+  /**
+   * Called as an iteration's fiber ends, with its start time when it is left
+   * to settle here. A traced iteration settles itself, but one interrupted may
+   * leave the scope its task opened: it is closed on a fiber of its own.
+   */
+  onExit(exit: Exit.Exit<unknown, unknown>, started: number | undefined): void {
+    const rest = started !== undefined
+      ? this.settle(exit, started)
+      : Exit.isFailure(exit)
+      ? this.shared?.end(exit)
+      : undefined
+    if (rest !== undefined) this.tracker.fork(rest)
   }
 
   private afterStep(
@@ -440,61 +453,44 @@ export class ScheduledWorker extends Base {
     this.launch()
   }
 
-  private launch(): void {
-    this.running++
-    this.tracker.fork(this.iteration(), this)
-  }
-
-  /** An interrupted iteration may leave the scope its task opened: close it on a fiber of its own. */
-  onExit(exit: Exit.Exit<unknown, unknown>): void {
-    if (this.shared === undefined || Exit.isSuccess(exit)) return
-    const close = this.shared.end(exit)
-    if (close !== undefined) this.tracker.fork(close)
-  }
-
   /** Decides the next run once an iteration has ended at `now`; called from the iteration's fiber. */
-  private next(decision: "again" | "next" | "end", failed: boolean, now: number): Effect.Effect<void> {
-    {
-      if (this.stopping) return Effect.void
-      if (decision === "end") return Effect.void
-      if (this.timing._tag === "Cron") {
-        if (decision === "again") {
-          this.scheduleRestart()
-          return Effect.void
-        }
-        if (this.pending) {
-          this.pending = false
-          this.launch()
-        } else if (this.running === 0) {
-          this.status.set("idle")
-        }
-        return Effect.void
-      }
-      const schedule = this.timing.schedule
-      const every = this.timing.everyMillis
-      if (every !== undefined && decision !== "again") {
-        // Stepping an Effect `Schedule` runs several effects; a plain interval is one addition.
-        this.status.set("idle")
-        this.scheduleAt(now + every)
-        return Effect.void
-      }
+  private next(decision: "again" | "next" | "end", failed: boolean, now: number): Effect.Effect<void> | undefined {
+    if (this.stopping || decision === "end") return undefined
+    if (this.timing._tag === "Cron") {
       if (decision === "again") {
-        this.scheduleState = schedule?.initial
         this.scheduleRestart()
-        return Effect.void
+      } else if (this.pending) {
+        this.pending = false
+        this.launch()
+      } else if (this.running === 0) {
+        this.status.set("idle")
       }
-      if (schedule === undefined) {
-        this.status.set(failed ? "failed" : "stopped")
-        return Effect.void
-      }
-      const step = schedule.step(now, undefined, this.scheduleState)
-      // A step that is already a value (an Exit) is read directly instead of being run.
-      if (Exit.isExit(step) && Exit.isSuccess(step)) {
-        this.afterStep(now, step.value as readonly [unknown, unknown, ScheduleDecision.ScheduleDecision])
-        return Effect.void
-      }
-      return Effect.map(step, (result) => this.afterStep(now, result))
+      return undefined
     }
+    const schedule = this.timing.schedule
+    const every = this.timing.everyMillis
+    if (every !== undefined && decision !== "again") {
+      // Stepping an Effect `Schedule` runs several effects; a plain interval is one addition.
+      this.status.set("idle")
+      this.scheduleAt(now + every)
+      return undefined
+    }
+    if (decision === "again") {
+      this.scheduleState = schedule?.initial
+      this.scheduleRestart()
+      return undefined
+    }
+    if (schedule === undefined) {
+      this.status.set(failed ? "failed" : "stopped")
+      return undefined
+    }
+    const step = schedule.step(now, undefined, this.scheduleState)
+    // A step that is already a value (an Exit) is read directly instead of being run.
+    if (Exit.isExit(step) && Exit.isSuccess(step)) {
+      this.afterStep(now, step.value as readonly [unknown, unknown, ScheduleDecision.ScheduleDecision])
+      return undefined
+    }
+    return Effect.map(step, (result) => this.afterStep(now, result))
   }
 }
 
