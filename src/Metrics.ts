@@ -72,3 +72,49 @@ export const workerDuration: Metric.Metric.Histogram<number> = Metric.fromMetric
  * @category metrics
  */
 export const consumerItems: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.items)
+
+/**
+ * Job runs that ended, labelled by `queue`, `job` and `outcome`: `completed`,
+ * `failed` (to be retried), `discarded`, `snoozed`, `cancelled`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const jobRuns: Metric.Metric.Counter<number> = Metric.counter("effect_workers_job_runs", {
+  description: "Job runs that ended, by queue, job and outcome",
+  incremental: true
+})
+
+/**
+ * Duration of job runs in seconds, labelled by `queue`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const jobDuration: Metric.Metric.Histogram<number> = Metric.histogram(
+  "effect_workers_job_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
+  "Duration of job runs in seconds"
+)
+
+/**
+ * Time from a job's `runAt` to the start of its run, in seconds, labelled by `queue`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const jobWait: Metric.Metric.Histogram<number> = Metric.histogram(
+  "effect_workers_job_wait_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
+  "Time from a job's run_at to the start of its run, in seconds"
+)
+
+/**
+ * Jobs running now in this process, labelled by `queue`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const jobsRunning: Metric.Metric.Gauge<number> = Metric.gauge("effect_workers_jobs_running", {
+  description: "Jobs running now in this process"
+})

@@ -1,0 +1,356 @@
+/**
+ * Enqueues durable jobs and manages them: cancel, retry, delete, get, list,
+ * counts, and pausing of queues.
+ *
+ * Statements run on the `SqlClient` of the layer, and join the caller's
+ * transaction: inside `sql.withTransaction`, a rollback leaves no job, and a
+ * commit makes it visible and wakes the runners.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Context, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
+import * as Store from "./internal/jobs/store.js"
+import type * as Job from "./Job.js"
+import type { JobInfo, JobState } from "./Job.js"
+import { InvalidJobOptions, InvalidJobState, InvalidPayload, JobNotFound, type MigrationError } from "./JobError.js"
+import * as Migrations from "./Migrations.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface EnqueueOptions {
+  /** Run at this time (or later). */
+  readonly runAt?: Date | undefined
+  /** Run after this delay. Ignored when `runAt` is given. */
+  readonly delay?: Duration.DurationInput | undefined
+  /** Overrides the definition's priority: lower runs first. */
+  readonly priority?: number | undefined
+  /** Overrides the definition's queue. */
+  readonly queue?: string | undefined
+  /** Overrides the definition's unique key. */
+  readonly uniqueKey?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Enqueued {
+  readonly id: string
+  /** `false` when a live job with the same unique key was returned instead. */
+  readonly inserted: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListOptions {
+  readonly queue?: string | undefined
+  readonly state?: JobState | undefined
+  readonly name?: string | undefined
+  /** At most this many jobs, newest first. Default 50, at most 1,000. */
+  readonly limit?: number | undefined
+  /** Jobs older than this id: pass the last id of a page to get the next one. */
+  readonly before?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface QueueCount {
+  readonly queue: string
+  readonly state: JobState
+  readonly count: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface QueueInfo {
+  readonly name: string
+  readonly paused: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface JobClientService {
+  /** Schema of the job tables. */
+  readonly schema: string
+  readonly enqueue: <P, I>(
+    job: Job.Job<P, I, any, any, any>,
+    payload: P,
+    options?: EnqueueOptions
+  ) => Effect.Effect<Enqueued, InvalidPayload | InvalidJobOptions | SqlError>
+  /** Enqueues many jobs of one definition in one statement; ids in the order of `payloads`. */
+  readonly enqueueMany: <P, I>(
+    job: Job.Job<P, I, any, any, any>,
+    payloads: Iterable<P>,
+    options?: Omit<EnqueueOptions, "uniqueKey">
+  ) => Effect.Effect<ReadonlyArray<Enqueued>, InvalidPayload | InvalidJobOptions | SqlError>
+  /**
+   * Cancels a waiting or running job. A running one is interrupted by the
+   * process that runs it. Cancelling a cancelled job does nothing.
+   */
+  readonly cancel: (id: string) => Effect.Effect<JobInfo, JobNotFound | InvalidJobState | SqlError>
+  /**
+   * Makes a discarded, cancelled, retryable or scheduled job available now,
+   * with one more attempt if its attempts were spent.
+   */
+  readonly retry: (id: string) => Effect.Effect<JobInfo, JobNotFound | InvalidJobState | SqlError>
+  /** Deletes a job that is not running (cancel a running job first). */
+  readonly delete: (id: string) => Effect.Effect<void, JobNotFound | InvalidJobState | SqlError>
+  readonly get: (id: string) => Effect.Effect<Option.Option<JobInfo>, SqlError>
+  readonly list: (options?: ListOptions) => Effect.Effect<ReadonlyArray<JobInfo>, SqlError>
+  /** Number of jobs per queue and state (pairs with none are left out). */
+  readonly counts: Effect.Effect<ReadonlyArray<QueueCount>, SqlError>
+  /** Stops every runner from claiming jobs of `queue` until resumed; running jobs go on. */
+  readonly pause: (queue: string) => Effect.Effect<void, SqlError>
+  readonly resume: (queue: string) => Effect.Effect<void, SqlError>
+  /** Queues that have jobs or were ever paused, and whether they are paused. */
+  readonly queues: Effect.Effect<ReadonlyArray<QueueInfo>, SqlError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class JobClient extends Context.Tag("effect-workers/JobClient")<JobClient, JobClientService>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Migrations.Options {
+  /** Apply the migrations when the layer is built (default), or only check the tables' version. */
+  readonly migrate?: boolean | undefined
+}
+
+const validId = (id: string) => /^[0-9]{1,19}$/.test(id)
+
+const delayMillis = (job: Job.Any, delay: Duration.DurationInput | undefined) => {
+  if (delay === undefined) return Effect.succeed(0)
+  const decoded = Duration.decodeUnknown(delay)
+  return Option.isSome(decoded) && Duration.isFinite(decoded.value)
+    ? Effect.succeed(Duration.toMillis(decoded.value))
+    : Effect.fail(
+      new InvalidJobOptions({
+        job: job.name,
+        option: "delay",
+        reason: `must be a finite duration, got ${String(delay)}`
+      })
+    )
+}
+
+const encodePayloads = <P, I>(job: Job.Job<P, I, any, any, any>, payloads: ReadonlyArray<P>) =>
+  Effect.forEach(payloads, (payload) =>
+    Schema.encode(job.payload)(payload).pipe(
+      Effect.map((encoded) => JSON.stringify(encoded)),
+      Effect.mapError((error) =>
+        new InvalidPayload({ job: job.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
+      )
+    ))
+
+/**
+ * Builds the client on `SqlClient`, applying the migrations first unless
+ * `migrate: false`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<JobClientService, MigrationError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = options.schema ?? Migrations.defaultSchema
+    yield* options.migrate === false ? Migrations.check({ schema }) : Migrations.run({ schema })
+    const sql = yield* SqlClient.SqlClient
+    const store = new Store.Store(sql, schema)
+
+    const insert = <P, I>(
+      job: Job.Job<P, I, any, any, any>,
+      payloads: ReadonlyArray<P>,
+      options: EnqueueOptions,
+      key: (payload: P) => string | null
+    ) =>
+      Effect.gen(function*() {
+        if (job.invalid !== undefined) return yield* job.invalid
+        const encoded = yield* encodePayloads(job, payloads)
+        const delay = yield* delayMillis(job, options.delay)
+        const span = yield* Effect.option(Effect.currentSpan)
+        const keys = payloads.map(key)
+        const newJob: Store.NewJob = {
+          name: job.name,
+          queue: options.queue ?? job.queue,
+          priority: options.priority ?? job.priority,
+          maxAttempts: job.maxAttempts,
+          runAt: options.runAt,
+          delayMillis: delay,
+          traceId: Option.isSome(span) ? span.value.traceId : null,
+          spanId: Option.isSome(span) ? span.value.spanId : null
+        }
+        const inserted = yield* Store.insert(store, newJob, encoded, keys)
+        const byKey = new Map<string, Enqueued>()
+        const unkeyed: Array<Enqueued> = []
+        for (const row of inserted) {
+          if (row.uniqueKey === null) unkeyed.push({ id: row.id, inserted: true })
+          else byKey.set(row.uniqueKey, { id: row.id, inserted: true })
+        }
+        // Keys held by live jobs: look those up. One whose holder ended meanwhile is inserted again.
+        for (let round = 0; round < 5; round++) {
+          const missing = [...new Set(keys.filter((k): k is string => k !== null && !byKey.has(k)))]
+          if (missing.length === 0) break
+          for (const row of yield* Store.liveByKeys(store, missing)) {
+            byKey.set(row.uniqueKey, { id: row.id, inserted: false })
+          }
+          const still = missing.filter((k) => !byKey.has(k))
+          if (still.length === 0) break
+          const retried = yield* Store.insert(
+            store,
+            newJob,
+            still.map((k) => encoded[keys.indexOf(k)]),
+            still
+          )
+          for (const row of retried) byKey.set(row.uniqueKey!, { id: row.id, inserted: true })
+        }
+        let next = 0
+        return keys.map((k) => k === null ? unkeyed[next++] : byKey.get(k)!)
+      })
+
+    const found = (id: string): Effect.Effect<JobInfo, JobNotFound | SqlError> =>
+      Effect.flatMap(
+        Store.get(store, id),
+        Option.match({ onNone: () => Effect.fail(new JobNotFound({ id })), onSome: Effect.succeed })
+      )
+
+    /** Explains why an action changed nothing: no such job, or a state it does not apply to. */
+    const notChanged = (
+      id: string,
+      action: string,
+      allowed: ReadonlyArray<JobState>
+    ): Effect.Effect<void, JobNotFound | InvalidJobState | SqlError> =>
+      Effect.flatMap(found(id), (info) =>
+        allowed.includes(info.state)
+          ? Effect.void
+          : Effect.fail(new InvalidJobState({ id, action, state: info.state })))
+
+    const client: JobClientService = {
+      schema,
+      enqueue: (job, payload, options = {}) =>
+        Effect.map(
+          insert(job, [payload], options, (p) => options.uniqueKey ?? job.uniqueKey?.(p) ?? null),
+          (rows) => rows[0]
+        ),
+      enqueueMany: (job, payloads, options = {}) =>
+        insert(job, Array.from(payloads), options, (p) => job.uniqueKey?.(p) ?? null),
+      cancel: (id) =>
+        Effect.gen(function*() {
+          if (!validId(id)) return yield* new JobNotFound({ id })
+          const rows = yield* sql<Store.InfoRow>`
+            WITH old AS (
+              SELECT id AS old_id, state AS previous FROM ${store.jobs} WHERE id = ${id}::bigint FOR UPDATE
+            ), cancelled AS (
+              UPDATE ${store.jobs} SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL
+              FROM old WHERE id = old_id AND previous IN ${sql.literal(Store.liveStatesSql)}
+              RETURNING ${sql.literal(Store.infoColumns)}, previous
+            ), notified AS (
+              SELECT pg_notify(${store.channel}, ${`c:${id}`}) FROM cancelled WHERE previous = 'running'
+            )
+            SELECT * FROM cancelled, (SELECT count(*) FROM notified) AS n`
+          if (rows.length > 0) return Store.toInfo(rows[0])
+          yield* notChanged(id, "cancel", ["cancelled"])
+          return yield* found(id)
+        }),
+      retry: (id) =>
+        Effect.gen(function*() {
+          if (!validId(id)) return yield* new JobNotFound({ id })
+          const rows = yield* sql<Store.InfoRow>`
+            WITH retried AS (
+              UPDATE ${store.jobs} SET state = 'available', run_at = now(), finalized_at = NULL,
+                max_attempts = GREATEST(max_attempts, attempt + 1)
+              WHERE id = ${id}::bigint AND state IN ('discarded', 'cancelled', 'retryable', 'scheduled')
+              RETURNING ${sql.literal(Store.infoColumns)}
+            ), notified AS (
+              SELECT pg_notify(${store.channel}, 'j:' || queue) FROM retried
+            )
+            SELECT * FROM retried, (SELECT count(*) FROM notified) AS n`
+          if (rows.length > 0) return Store.toInfo(rows[0])
+          yield* notChanged(id, "retry", ["available"])
+          return yield* found(id)
+        }),
+      delete: (id) =>
+        Effect.gen(function*() {
+          if (!validId(id)) return yield* new JobNotFound({ id })
+          const rows =
+            yield* sql`DELETE FROM ${store.jobs} WHERE id = ${id}::bigint AND state <> 'running' RETURNING id`
+          if (rows.length === 0) yield* notChanged(id, "delete (cancel it first)", [])
+        }),
+      get: (id) => validId(id) ? Store.get(store, id) : Effect.succeed(Option.none()),
+      list: (options = {}) => {
+        const limit = Math.max(1, Math.min(1000, Math.floor(options.limit ?? 50)))
+        const conditions = [
+          options.queue === undefined ? undefined : sql`queue = ${options.queue}`,
+          options.state === undefined ? undefined : sql`state = ${options.state}`,
+          options.name === undefined ? undefined : sql`name = ${options.name}`,
+          options.before === undefined || !validId(options.before) ? undefined : sql`id < ${options.before}::bigint`
+        ].filter((c) => c !== undefined)
+        return Effect.map(
+          sql<Store.InfoRow>`SELECT ${sql.literal(Store.infoColumns)} FROM ${store.jobs}
+            ${conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`}
+            ORDER BY id DESC LIMIT ${limit}`,
+          (rows) => rows.map(Store.toInfo)
+        )
+      },
+      counts: Effect.map(
+        sql<{ readonly queue: string; readonly state: JobState; readonly count: string }>`
+          SELECT queue, state, count(*) AS count FROM ${store.jobs} GROUP BY queue, state ORDER BY queue, state`,
+        (rows) => rows.map((row) => ({ queue: row.queue, state: row.state, count: Number(row.count) }))
+      ),
+      pause: (queue) => setPaused(store, queue, true),
+      resume: (queue) => setPaused(store, queue, false),
+      queues: sql<QueueInfo>`
+        SELECT name, paused FROM ${store.queues}
+        UNION SELECT DISTINCT queue, false FROM ${store.jobs} WHERE queue NOT IN (SELECT name FROM ${store.queues})
+        ORDER BY name`
+    }
+    return client
+  })
+
+const setPaused = (store: Store.Store, queue: string, paused: boolean) => {
+  const { sql } = store
+  return Effect.asVoid(sql`
+    WITH changed AS (
+      INSERT INTO ${store.queues} (name, paused, updated_at) VALUES (${queue}, ${paused}, now())
+      ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now()
+      RETURNING name
+    )
+    SELECT pg_notify(${store.channel}, ${`j:${queue}`}) FROM changed`)
+}
+
+/**
+ * The client, on the `SqlClient` it is given.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<JobClient, MigrationError, SqlClient.SqlClient> =>
+  Layer.effect(JobClient, make(options))
+
+/**
+ * Enqueues a job with the `JobClient` in context.
+ *
+ * @since 0.1.0
+ */
+export const enqueue = <P, I>(
+  job: Job.Job<P, I, any, any, any>,
+  payload: P,
+  options?: EnqueueOptions
+): Effect.Effect<Enqueued, InvalidPayload | InvalidJobOptions | SqlError, JobClient> =>
+  Effect.flatMap(JobClient, (client) => client.enqueue(job, payload, options))

@@ -1,0 +1,123 @@
+/**
+ * Errors of durable jobs: definitions, enqueueing, migrations and runs.
+ *
+ * @since 0.1.0
+ */
+import { Data, type Duration, Schema } from "effect"
+
+/**
+ * A job definition or runner option that cannot work (a `maxAttempts` of 0,
+ * an empty queue name, two definitions with one name).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidJobOptions extends Schema.TaggedError<InvalidJobOptions>()("InvalidJobOptions", {
+  job: Schema.String,
+  option: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Job "${this.job}": option "${this.option}" ${this.reason}`
+  }
+}
+
+/**
+ * A payload the job's schema rejects, at enqueue. Nothing was inserted.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("InvalidPayload", {
+  job: Schema.String,
+  issue: Schema.String
+}) {
+  override get message(): string {
+    return `Job "${this.job}": the payload does not match its schema, nothing was enqueued:\n${this.issue}`
+  }
+}
+
+/**
+ * No job has this id (it was never there, or it was deleted or pruned).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound", {
+  id: Schema.String
+}) {
+  override get message(): string {
+    return `No job with id ${this.id}`
+  }
+}
+
+/**
+ * The job is in a state the action does not apply to (retrying a completed
+ * job, cancelling a discarded one).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidJobState extends Schema.TaggedError<InvalidJobState>()("InvalidJobState", {
+  id: Schema.String,
+  action: Schema.String,
+  state: Schema.String
+}) {
+  override get message(): string {
+    return `Cannot ${this.action} job ${this.id}: it is ${this.state}`
+  }
+}
+
+/**
+ * The database schema of the jobs cannot be used: a migration failed, or the
+ * database was migrated by a newer version of effect-workers.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class MigrationError extends Schema.TaggedError<MigrationError>()("MigrationError", {
+  schema: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Job tables in schema "${this.schema}": ${this.reason}`
+  }
+}
+
+/**
+ * A run that took longer than its job's `timeout`: a failed attempt.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class JobTimeout extends Schema.TaggedError<JobTimeout>()("JobTimeout", {
+  job: Schema.String,
+  timeoutMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `Job "${this.job}" did not finish within its timeout of ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * Fail a handler with this (see `Job.unrecoverable`) to discard the job at
+ * once, whatever attempts remain.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Unrecoverable extends Data.TaggedError("Unrecoverable")<{ readonly error: unknown }> {
+  override get message(): string {
+    const error = this.error
+    return error instanceof Error ? error.message : typeof error === "string" ? error : JSON.stringify(error)
+  }
+}
+
+/**
+ * Fail a handler with this (see `Job.snooze`) to run the job again after
+ * `delay`, without spending an attempt.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class Snooze extends Data.TaggedError("Snooze")<{ readonly delay: Duration.Duration }> {}

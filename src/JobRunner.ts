@@ -1,0 +1,162 @@
+/**
+ * Runs durable jobs: claims them in batches from PostgreSQL, runs their
+ * handlers with bounded concurrency per queue, records each outcome, renews
+ * leases, rescues jobs of crashed processes, and prunes finished jobs.
+ *
+ * ```ts
+ * const Jobs = JobRunner.layer({ jobs: [SendEmail], queues: { email: 5 } }).pipe(
+ *   Layer.provideMerge(JobClient.layer())
+ * )
+ * ```
+ *
+ * When the layer is released (the host stops), the runner stops claiming,
+ * gives back claimed jobs it has not started, lets running jobs finish for up
+ * to `drainTimeout`, then interrupts the rest and gives them back at once
+ * without spending an attempt.
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { randomBytes } from "node:crypto"
+import { hostname } from "node:os"
+import { listen } from "./internal/jobs/listener.js"
+import { type JobEvent, Runner } from "./internal/jobs/runner.js"
+import { Store } from "./internal/jobs/store.js"
+import type * as Job from "./Job.js"
+import { JobClient } from "./JobClient.js"
+import { InvalidJobOptions } from "./JobError.js"
+
+export type {
+  /**
+   * What happened to a job in this runner: `Started`, `Succeeded`, `Failed`
+   * (to be retried at `retryAt`), `Snoozed`, `Discarded`, `Cancelled`, or
+   * `Released` (given back unfinished at shutdown).
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  JobEvent
+} from "./internal/jobs/runner.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<Jobs extends Job.Any> {
+  /** The jobs this runner runs; it claims only jobs with these names. */
+  readonly jobs: ReadonlyArray<Jobs>
+  /** Concurrency per queue. Queues of `jobs` not listed get `concurrency`. */
+  readonly queues?: Readonly<Record<string, number>> | undefined
+  /** Default concurrency of a queue. Default 10. */
+  readonly concurrency?: number | undefined
+  /** Jobs claimed ahead of free slots, per queue, so that slots never wait for a round trip. Default 50. */
+  readonly prefetch?: number | undefined
+  /** Look for due jobs at least this often, besides notifications. Default 1 second. */
+  readonly pollInterval?: Duration.DurationInput | undefined
+  /**
+   * How long a claimed job stays this runner's without a heartbeat: renewed
+   * every third of it; a job whose lease expired is rescued by any runner.
+   * Default 30 seconds.
+   */
+  readonly lease?: Duration.DurationInput | undefined
+  /** Completed, discarded and cancelled jobs are deleted after this long. Default 1 day. */
+  readonly retention?: Duration.DurationInput | undefined
+  /** At shutdown, how long running jobs may finish before they are interrupted and given back. Default 10 seconds. */
+  readonly drainTimeout?: Duration.DurationInput | undefined
+  /** Listen for notifications (default) or rely on polling alone. */
+  readonly listen?: boolean | undefined
+  /** Spans per job run; by default on when a tracer other than Effect's built-in one is installed. */
+  readonly tracing?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface JobRunnerService {
+  /** This runner's id, as stored in `locked_by` and the runners table. */
+  readonly id: string
+  /** Events of the jobs this runner runs, from the moment of subscription. */
+  readonly events: Stream.Stream<JobEvent>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class JobRunner extends Context.Tag("effect-workers/JobRunner")<JobRunner, JobRunnerService>() {}
+
+const millis = (job: string, option: string, value: Duration.DurationInput | undefined, fallback: number) => {
+  if (value === undefined) return Effect.succeed(fallback)
+  const decoded = Duration.decodeUnknown(value)
+  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) > 0
+    ? Effect.succeed(Duration.toMillis(decoded.value))
+    : Effect.fail(new InvalidJobOptions({ job, option, reason: `must be a positive duration, got ${String(value)}` }))
+}
+
+const count = (job: string, option: string, value: number | undefined, fallback: number, min: number) => {
+  const n = value ?? fallback
+  return Number.isSafeInteger(n) && n >= min
+    ? Effect.succeed(n)
+    : Effect.fail(new InvalidJobOptions({ job, option, reason: `must be an integer of at least ${min}, got ${n}` }))
+}
+
+/**
+ * The runner, in the scope of the layer: its fibers stop when the layer is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <Jobs extends Job.Any>(
+  options: Options<Jobs>
+): Layer.Layer<JobRunner, InvalidJobOptions | SqlError, JobClient | PgClient.PgClient | Job.Requirements<Jobs>> =>
+  Layer.scoped(
+    JobRunner,
+    Effect.gen(function*() {
+      const what = "(runner)"
+      const jobs = new Map<string, Job.Any>()
+      for (const job of options.jobs) {
+        if (job.invalid !== undefined) return yield* job.invalid
+        if (jobs.has(job.name)) {
+          return yield* new InvalidJobOptions({ job: job.name, option: "name", reason: "is used by two definitions" })
+        }
+        jobs.set(job.name, job)
+      }
+      const concurrency = yield* count(what, "concurrency", options.concurrency, 10, 1)
+      const queues = new Map<string, number>()
+      for (const job of jobs.values()) queues.set(job.queue, concurrency)
+      for (const [name, n] of Object.entries(options.queues ?? {})) {
+        queues.set(name, yield* count(what, `queues.${name}`, n, concurrency, 1))
+      }
+      const client = yield* JobClient
+      const pg = yield* PgClient.PgClient
+      const runtime = yield* Effect.runtime<never>()
+      const runner = new Runner({
+        id: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
+        store: new Store(pg, client.schema),
+        jobs,
+        queues: [...queues].map(([name, concurrency]) => ({ name, concurrency })),
+        prefetch: yield* count(what, "prefetch", options.prefetch, 50, 0),
+        pollIntervalMillis: yield* millis(what, "pollInterval", options.pollInterval, 1_000),
+        leaseMillis: yield* millis(what, "lease", options.lease, 30_000),
+        retentionMillis: yield* millis(what, "retention", options.retention, 86_400_000),
+        drainMillis: yield* millis(what, "drainTimeout", options.drainTimeout, 10_000),
+        tracing: options.tracing
+      }, runtime)
+      const listener = options.listen === false
+        ? Effect.never
+        : listen(
+          pg.config,
+          runner.config.store.channel,
+          (payload) => runner.onNotification(payload),
+          () => runner.wakeAll()
+        )
+      yield* runner.start(listener)
+      return {
+        id: runner.config.id,
+        events: Stream.fromPubSub(runner.events)
+      }
+    }).pipe(Effect.annotateLogs("component", "JobRunner"))
+  )

@@ -1,0 +1,155 @@
+/**
+ * The job tables' migrations: numbered SQL files shipped in `src/migrations/`,
+ * applied into a schema of your choice (default `effect_workers`).
+ *
+ * `JobClient.layer` applies them at start-up; call {@link run} from your own
+ * migration step instead, and pass `migrate: false` to the client, if you
+ * prefer. Several processes may start at once: one applies the migrations, the
+ * others wait for it and find nothing left to do.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer } from "effect"
+import { readFileSync } from "node:fs"
+import { MigrationError } from "./JobError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly sql: string
+}
+
+/**
+ * The default schema of the job tables.
+ *
+ * @since 0.1.0
+ */
+export const defaultSchema = "effect_workers"
+
+const files = ["0001_jobs.sql"]
+
+/**
+ * Every migration this version ships, oldest first.
+ *
+ * @since 0.1.0
+ */
+export const migrations: ReadonlyArray<Migration> = files.map((file) => ({
+  version: Number(file.slice(0, 4)),
+  name: file.slice(5, -4),
+  sql: readFileSync(new URL(`./migrations/${file}`, import.meta.url), "utf8")
+}))
+
+/**
+ * The newest schema version this version of effect-workers knows.
+ *
+ * @since 0.1.0
+ */
+export const latestVersion: number = migrations[migrations.length - 1].version
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Schema of the job tables; created if missing. Default `effect_workers`. */
+  readonly schema?: string | undefined
+}
+
+/** `schema` as a quoted SQL identifier. */
+export const quoteIdentifier = (name: string): string => `"${name.replaceAll("\"", "\"\"")}"`
+
+const validSchema = (schema: string): Effect.Effect<string, MigrationError> =>
+  schema.length === 0 || schema.length > 63
+    ? Effect.fail(new MigrationError({ schema, reason: "a schema name must have 1 to 63 characters" }))
+    : Effect.succeed(schema)
+
+const appliedVersion = (sql: SqlClient.SqlClient, schema: string) =>
+  Effect.map(
+    sql<{ readonly version: number | null }>`SELECT max(version) AS version FROM ${sql(schema)}.migrations`,
+    (rows) => rows[0]?.version ?? 0
+  )
+
+const tooNew = (schema: string, version: number) =>
+  new MigrationError({
+    schema,
+    reason: `the database is at schema version ${version}, newer than this version of effect-workers knows ` +
+      `(${latestVersion}); upgrade effect-workers in this process, or point it at another schema`
+  })
+
+/**
+ * Applies the migrations not yet applied, in one transaction, under an
+ * advisory lock so that concurrent starts apply each migration once. Fails
+ * with `MigrationError` when the database is newer than this version.
+ *
+ * @since 0.1.0
+ */
+export const run = (options: Options = {}): Effect.Effect<void, MigrationError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = yield* validSchema(options.schema ?? defaultSchema)
+    const sql = yield* SqlClient.SqlClient
+    const migrate = Effect.gen(function*() {
+      yield* sql`SELECT pg_advisory_xact_lock(hashtext(${`effect_workers.migrations:${schema}`}))`
+      yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`
+      yield* sql`CREATE TABLE IF NOT EXISTS ${sql(schema)}.migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`
+      const current = yield* appliedVersion(sql, schema)
+      if (current > latestVersion) return yield* tooNew(schema, current)
+      for (const migration of migrations) {
+        if (migration.version <= current) continue
+        yield* sql.unsafe(migration.sql.replaceAll("{{schema}}", quoteIdentifier(schema)))
+        yield* sql`INSERT INTO ${
+          sql(schema)
+        }.migrations (version, name) VALUES (${migration.version}, ${migration.name})`
+        yield* Effect.logInfo(`Applied job tables migration ${migration.version} (${migration.name}) to "${schema}"`)
+      }
+    })
+    yield* sql.withTransaction(migrate).pipe(
+      Effect.catchTag(
+        "SqlError",
+        (error) =>
+          Effect.fail(
+            new MigrationError({ schema, reason: `migrating failed: ${error.message}: ${String(error.cause)}` })
+          )
+      )
+    )
+  })
+
+/**
+ * Checks that the schema is migrated to exactly this version, without
+ * changing anything: for processes that must not migrate (`migrate: false`).
+ *
+ * @since 0.1.0
+ */
+export const check = (options: Options = {}): Effect.Effect<void, MigrationError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = yield* validSchema(options.schema ?? defaultSchema)
+    const sql = yield* SqlClient.SqlClient
+    const current = yield* appliedVersion(sql, schema).pipe(
+      Effect.catchTag("SqlError", () => Effect.succeed(0))
+    )
+    if (current > latestVersion) return yield* tooNew(schema, current)
+    if (current < latestVersion) {
+      return yield* new MigrationError({
+        schema,
+        reason: `the job tables are at version ${current}, this version of effect-workers needs ${latestVersion}; ` +
+          "run Migrations.run (or let JobClient.layer migrate)"
+      })
+    }
+  })
+
+/**
+ * A layer that applies the migrations when it is built.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<never, MigrationError, SqlClient.SqlClient> =>
+  Layer.effectDiscard(run(options))

@@ -1,0 +1,61 @@
+import type { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted, Schedule } from "effect"
+import pg from "pg"
+
+/**
+ * Listens on `channel` on a connection of its own, calling `onMessage` for
+ * each notification and `onConnected` after each (re)connection, so that
+ * anything sent while it was away is looked for. A lost connection is logged
+ * and made again with backoff, forever: the runner's poll covers the gap.
+ */
+export const listen = (
+  config: PgClient.PgClientConfig,
+  channel: string,
+  onMessage: (payload: string) => void,
+  onConnected: () => void
+): Effect.Effect<never> => {
+  const connect = Effect.tryPromise({
+    try: async () => {
+      const client = new pg.Client({
+        connectionString: config.url === undefined ? undefined : Redacted.value(config.url),
+        host: config.host,
+        port: config.port,
+        database: config.database,
+        user: config.username,
+        password: config.password === undefined ? undefined : Redacted.value(config.password),
+        ssl: config.ssl,
+        application_name: config.applicationName
+      })
+      // An error before `connect` settles would otherwise be unhandled.
+      client.on("error", () => {})
+      try {
+        await client.connect()
+        await client.query(`LISTEN ${client.escapeIdentifier(channel)}`)
+      } catch (error) {
+        await client.end().catch(() => {})
+        throw error
+      }
+      return client
+    },
+    catch: (cause) => new Error(`connecting the job listener failed: ${String(cause)}`)
+  })
+  const session = Effect.acquireUseRelease(
+    connect,
+    (client) =>
+      Effect.async<never, Error>((resume) => {
+        client.on("notification", (message) => {
+          if (message.channel === channel && message.payload !== undefined) onMessage(message.payload)
+        })
+        client.on("error", (error) => resume(Effect.fail(error)))
+        client.on("end", () => resume(Effect.fail(new Error("the job listener's connection ended"))))
+        onConnected()
+      }),
+    (client) => Effect.promise(() => client.end().catch(() => {})).pipe(Effect.timeoutOption("1 second"))
+  )
+  return session.pipe(
+    Effect.tapError((error) => Effect.logWarning(`Job runner: ${error.message}; listening again`)),
+    // The schedule never ends, so the failure channel is never reached.
+    Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
+    Effect.orDie
+  )
+}

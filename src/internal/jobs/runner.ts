@@ -1,0 +1,688 @@
+import type { SqlError } from "@effect/sql/SqlError"
+import {
+  Cause,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  FiberId,
+  FiberRefs,
+  MetricLabel,
+  Option,
+  PubSub,
+  Runtime,
+  RuntimeFlags,
+  Schedule,
+  ScheduleDecision,
+  ScheduleIntervals,
+  Schema,
+  type Scope,
+  Tracer
+} from "effect"
+import * as DefaultServices from "effect/DefaultServices"
+import { hostname } from "node:os"
+import type * as Job from "../../Job.js"
+import { JobContext } from "../../Job.js"
+import { JobTimeout, Snooze, Unrecoverable } from "../../JobError.js"
+import * as Metrics from "../../Metrics.js"
+import { causeText } from "../registry.js"
+import type { Store } from "./store.js"
+
+/** A claimed job, as the claim returns it. */
+export interface Claimed {
+  readonly id: string
+  readonly name: string
+  readonly queue: string
+  readonly payload: unknown
+  readonly attempt: number
+  readonly maxAttempts: number
+  readonly runAt: Date
+  readonly insertedAt: Date
+  readonly traceId: string | null
+  readonly spanId: string | null
+}
+
+/** What a runner publishes as jobs run. */
+export type JobEvent =
+  | { readonly _tag: "Started"; readonly job: Claimed }
+  | { readonly _tag: "Succeeded"; readonly job: Claimed; readonly durationMillis: number }
+  | { readonly _tag: "Failed"; readonly job: Claimed; readonly error: string; readonly retryAt: Date }
+  | { readonly _tag: "Snoozed"; readonly job: Claimed; readonly until: Date }
+  | { readonly _tag: "Discarded"; readonly job: Claimed; readonly error: string }
+  | { readonly _tag: "Cancelled"; readonly job: Claimed }
+  | { readonly _tag: "Released"; readonly job: Claimed }
+
+/** How a run ended, to be written. */
+interface Outcome {
+  readonly job: Claimed
+  readonly state: "completed" | "retryable" | "discarded" | "scheduled" | "available"
+  /** Wait before the next attempt, from now; `null` keeps `run_at`. */
+  readonly delayMillis: number | null
+  /** 1 when the attempt is given back (snooze, release). */
+  readonly refund: number
+  readonly error: string | null
+  readonly result: string | null
+}
+
+export interface QueueConfig {
+  readonly name: string
+  readonly concurrency: number
+}
+
+export interface RunnerConfig {
+  readonly id: string
+  readonly store: Store
+  readonly jobs: ReadonlyMap<string, Job.Any>
+  readonly queues: ReadonlyArray<QueueConfig>
+  /** Jobs claimed ahead of free slots, per queue. */
+  readonly prefetch: number
+  readonly pollIntervalMillis: number
+  readonly leaseMillis: number
+  readonly retentionMillis: number
+  readonly drainMillis: number
+  readonly tracing: boolean | undefined
+}
+
+const builtInTracer = Effect.runSync(Effect.tracer)
+
+/** State of one queue in this runner. */
+class QueueRunner {
+  readonly pending: Array<Claimed> = []
+  busy = 0
+  readonly slots = new Set<Slot>()
+  private wakeSignal = Deferred.unsafeMake<void>(FiberId.none)
+  private waiters: Array<Deferred.Deferred<Claimed | undefined>> = []
+  readonly names: ReadonlyArray<string>
+  readonly labels: ReadonlyArray<MetricLabel.MetricLabel>
+
+  constructor(readonly config: QueueConfig, readonly capacity: number, jobs: ReadonlyMap<string, Job.Any>) {
+    this.names = [...jobs.values()].filter((job) => job.queue === config.name).map((job) => job.name)
+    this.labels = [MetricLabel.make("queue", config.name)]
+  }
+
+  wake(): void {
+    Deferred.unsafeDone(this.wakeSignal, Exit.void)
+  }
+
+  /** Waits for a wake-up, at most `millis`. */
+  sleep(millis: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const signal = this.wakeSignal
+      return Effect.asVoid(Effect.timeoutOption(Deferred.await(signal), millis)).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (this.wakeSignal === signal) this.wakeSignal = Deferred.unsafeMake(FiberId.none)
+        }))
+      )
+    })
+  }
+
+  push(jobs: ReadonlyArray<Claimed>): void {
+    for (const job of jobs) {
+      const waiter = this.waiters.shift()
+      if (waiter !== undefined) Deferred.unsafeDone(waiter, Exit.succeed(job))
+      else this.pending.push(job)
+    }
+  }
+
+  /** The next claimed job, or `undefined` when the runner stops. */
+  take(): Effect.Effect<Claimed | undefined> {
+    return Effect.suspend(() => {
+      const next = this.pending.shift()
+      if (next !== undefined) return Effect.succeed(next)
+      const waiter = Deferred.unsafeMake<Claimed | undefined>(FiberId.none)
+      this.waiters.push(waiter)
+      return Effect.onInterrupt(Deferred.await(waiter), () =>
+        Effect.sync(() => {
+          const index = this.waiters.indexOf(waiter)
+          if (index >= 0) this.waiters.splice(index, 1)
+        }))
+    })
+  }
+
+  /** Free room for claims: slots and prefetch not taken. */
+  room(): number {
+    return this.capacity - this.pending.length - this.busy
+  }
+}
+
+/** A long-lived fiber running one job at a time from its queue. */
+interface Slot {
+  current: Claimed | undefined
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+}
+
+const backoffDelay = (
+  schedule: Schedule.Schedule<unknown, unknown>,
+  attempt: number,
+  error: unknown
+): Effect.Effect<Option.Option<number>> =>
+  Effect.gen(function*() {
+    const now = Date.now()
+    let state = schedule.initial
+    let delay = 0
+    for (let i = 0; i < attempt; i++) {
+      const [next, , decision] = yield* schedule.step(now, error, state)
+      if (ScheduleDecision.isDone(decision)) return Option.none()
+      state = next
+      delay = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+    }
+    return Option.some(delay)
+  })
+
+/** A database failure in one line: the driver's message is not among its enumerable fields. */
+const sqlText = (error: SqlError): string => {
+  const cause = error.cause
+  return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message
+}
+
+const errorJson = (attempt: number, cause: Cause.Cause<unknown>) =>
+  JSON.stringify({ attempt, at: new Date().toISOString(), message: causeText(cause), cause: Cause.pretty(cause) })
+
+/** The job runner of one process: claims, runs, records, renews leases, rescues. */
+export class Runner {
+  readonly events = Effect.runSync(PubSub.unbounded<JobEvent>())
+  private readonly queues = new Map<string, QueueRunner>()
+  private readonly held = new Map<string, Slot | undefined>()
+  private readonly running = new Map<string, Slot>()
+  private readonly cancelled = new Set<string>()
+  private outcomes: Array<Outcome> = []
+  private flushSignal = Deferred.unsafeMake<void>(FiberId.none)
+  private stopping = false
+  private readonly runtime: Runtime.Runtime<never>
+  private readonly tracing: boolean
+
+  constructor(readonly config: RunnerConfig, runtime: Runtime.Runtime<never>) {
+    for (const queue of config.queues) {
+      this.queues.set(queue.name, new QueueRunner(queue, queue.concurrency + config.prefetch, config.jobs))
+    }
+    this.runtime = Runtime.make({
+      context: runtime.context,
+      runtimeFlags: RuntimeFlags.enable(runtime.runtimeFlags, RuntimeFlags.Interruption),
+      fiberRefs: runtime.fiberRefs
+    })
+    this.tracing = config.tracing ?? Context.get(
+          FiberRefs.getOrDefault(runtime.fiberRefs, DefaultServices.currentServices),
+          Tracer.Tracer
+        ) !== builtInTracer
+  }
+
+  get sql() {
+    return this.config.store.sql
+  }
+
+  // ---- claiming -------------------------------------------------------------------------------
+
+  private claim(queue: QueueRunner, limit: number): Effect.Effect<ReadonlyArray<Claimed>, SqlError> {
+    const { sql } = this
+    const store = this.config.store
+    return sql<Claimed>`
+      UPDATE ${store.jobs} AS j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
+        locked_by = ${this.config.id}, lease_expires_at = now() + ${this.config.leaseMillis} * interval '1 millisecond'
+      FROM (
+        SELECT id FROM ${store.jobs}
+        WHERE queue = ${queue.config.name} AND state IN ('scheduled', 'available', 'retryable') AND run_at <= now()
+          AND name = ANY(${queue.names}::text[])
+          AND NOT EXISTS (SELECT 1 FROM ${store.queues} WHERE name = ${queue.config.name} AND paused)
+        ORDER BY priority, run_at, id
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED
+      ) AS c
+      WHERE j.id = c.id
+      RETURNING j.id::text AS id, j.name, j.queue, j.payload, j.attempt, j.max_attempts AS "maxAttempts",
+        j.run_at AS "runAt", j.inserted_at AS "insertedAt", j.trace_id AS "traceId", j.span_id AS "spanId"`
+  }
+
+  private fetcher(queue: QueueRunner): Effect.Effect<never> {
+    const self = this
+    const low = Math.max(1, Math.floor(queue.capacity / 2))
+    return Effect.gen(function*() {
+      let failures = 0
+      while (true) {
+        const room = queue.room()
+        // Claim when at least half the room is free, or anything when idle.
+        if (room < low && !(room > 0 && queue.pending.length === 0)) {
+          yield* queue.sleep(self.config.pollIntervalMillis)
+          continue
+        }
+        const claimed = yield* Effect.either(self.claim(queue, room))
+        if (claimed._tag === "Left") {
+          failures++
+          yield* Effect.logWarning(
+            `Job runner: claiming from queue "${queue.config.name}" failed (${sqlText(claimed.left)}); trying again`
+          )
+          yield* Effect.sleep(Math.min(self.config.pollIntervalMillis * failures, 10_000))
+          continue
+        }
+        failures = 0
+        for (const job of claimed.right) self.held.set(job.id, undefined)
+        queue.push(claimed.right)
+        if (claimed.right.length < room) yield* queue.sleep(self.config.pollIntervalMillis)
+      }
+    }).pipe(Effect.annotateLogs("queue", queue.config.name))
+  }
+
+  // ---- running --------------------------------------------------------------------------------
+
+  /** Runs a slot fiber for `queue`; a slot interrupted (a cancelled job) is replaced. */
+  private startSlot(queue: QueueRunner): void {
+    const slot: Slot = { current: undefined, fiber: undefined }
+    const context: Job.Context = {
+      get id() {
+        return slot.current!.id
+      },
+      get name() {
+        return slot.current!.name
+      },
+      get queue() {
+        return slot.current!.queue
+      },
+      get attempt() {
+        return slot.current!.attempt
+      },
+      get maxAttempts() {
+        return slot.current!.maxAttempts
+      },
+      get insertedAt() {
+        return slot.current!.insertedAt
+      },
+      get runAt() {
+        return slot.current!.runAt
+      },
+      progress: (value) => {
+        const job = slot.current
+        if (job === undefined) return Effect.void
+        return Effect.asVoid(
+          this.sql`UPDATE ${this.config.store.jobs} SET progress = ${JSON.stringify(value ?? null)}::jsonb
+            WHERE id = ${job.id}::bigint AND locked_by = ${this.config.id}`
+        )
+      }
+    }
+    const runtime = Runtime.make({
+      ...this.runtime,
+      context: Context.add(this.runtime.context, JobContext, context)
+    })
+    const fiber = Runtime.runFork(runtime)(this.slotLoop(queue, slot))
+    slot.fiber = fiber
+    queue.slots.add(slot)
+    fiber.addObserver(() => {
+      queue.slots.delete(slot)
+      const job = slot.current
+      if (job !== undefined) {
+        slot.current = undefined
+        queue.busy--
+        this.running.delete(job.id)
+        Metrics.jobsRunning.unsafeUpdate(-1, queue.labels)
+        if (this.cancelled.delete(job.id)) {
+          this.held.delete(job.id)
+          this.record(job, "cancelled")
+          this.publish({ _tag: "Cancelled", job })
+        } else {
+          this.finish({ job, state: "available", delayMillis: null, refund: 1, error: null, result: null })
+          this.publish({ _tag: "Released", job })
+        }
+      }
+      if (!this.stopping) this.startSlot(queue)
+    })
+  }
+
+  private slotLoop(queue: QueueRunner, slot: Slot): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      while (true) {
+        const job = yield* queue.take()
+        if (job === undefined) return
+        if (!self.held.has(job.id)) continue // lost its lease meanwhile
+        slot.current = job
+        queue.busy++
+        self.running.set(job.id, slot)
+        self.held.set(job.id, slot)
+        Metrics.jobsRunning.unsafeUpdate(1, queue.labels)
+        const outcome = yield* self.run(job, queue)
+        Metrics.jobsRunning.unsafeUpdate(-1, queue.labels)
+        self.running.delete(job.id)
+        queue.busy--
+        slot.current = undefined
+        self.finish(outcome)
+        if (queue.room() >= Math.max(1, Math.floor(queue.capacity / 2))) queue.wake()
+      }
+    })
+  }
+
+  private run(job: Claimed, queue: QueueRunner): Effect.Effect<Outcome> {
+    const definition = this.config.jobs.get(job.name)!
+    const started = Date.now()
+    Metrics.jobWait.unsafeUpdate(Math.max(0, started - job.runAt.getTime()) / 1000, queue.labels)
+    this.publish({ _tag: "Started", job })
+    const decoded = Schema.decodeUnknownEither(definition.payload)(job.payload)
+    if (decoded._tag === "Left") {
+      const cause = Cause.fail(decoded.left)
+      return Effect.succeed(this.discard(job, cause, `the stored payload does not decode`))
+    }
+    let handler: Effect.Effect<unknown, unknown> = definition.handler(decoded.right) as Effect.Effect<unknown, unknown>
+    if (definition.timeout !== undefined) {
+      const timeoutMillis = Duration.toMillis(definition.timeout)
+      handler = Effect.timeoutFail(handler, {
+        duration: definition.timeout,
+        onTimeout: () => new JobTimeout({ job: job.name, timeoutMillis })
+      })
+    }
+    if (this.tracing) {
+      handler = Effect.withSpan(handler, "effect_workers.job.run", {
+        root: true,
+        attributes: {
+          "effect_workers.job.id": job.id,
+          "effect_workers.job.name": job.name,
+          "effect_workers.job.queue": job.queue,
+          "effect_workers.job.attempt": job.attempt
+        },
+        links: job.traceId !== null && job.spanId !== null
+          ? [{
+            _tag: "SpanLink",
+            span: Tracer.externalSpan({ traceId: job.traceId, spanId: job.spanId }),
+            attributes: {}
+          }]
+          : [],
+        captureStackTrace: false
+      })
+    }
+    return Effect.flatMap(Effect.exit(handler), (exit) => {
+      const ended = Date.now()
+      Metrics.jobDuration.unsafeUpdate((ended - started) / 1000, queue.labels)
+      if (Exit.isSuccess(exit)) {
+        this.record(job, "completed")
+        this.publish({ _tag: "Succeeded", job, durationMillis: ended - started })
+        return Effect.succeed(this.completed(job, definition, exit.value))
+      }
+      return this.failed(job, definition, exit.cause)
+    })
+  }
+
+  private completed(job: Claimed, definition: Job.Any, value: unknown): Outcome {
+    let result: string | null = null
+    if (definition.result !== undefined) {
+      const encoded = Schema.encodeEither(definition.result)(value)
+      if (encoded._tag === "Right") result = JSON.stringify(encoded.right)
+    }
+    return { job, state: "completed", delayMillis: null, refund: 0, error: null, result }
+  }
+
+  private discard(job: Claimed, cause: Cause.Cause<unknown>, why?: string): Outcome {
+    const error = why === undefined ? errorJson(job.attempt, cause) : JSON.stringify({
+      attempt: job.attempt,
+      at: new Date().toISOString(),
+      message: `${why}: ${causeText(cause)}`,
+      cause: Cause.pretty(cause)
+    })
+    this.record(job, "discarded")
+    this.publish({ _tag: "Discarded", job, error: causeText(cause) })
+    return { job, state: "discarded", delayMillis: null, refund: 0, error, result: null }
+  }
+
+  private failed(job: Claimed, definition: Job.Any, cause: Cause.Cause<unknown>): Effect.Effect<Outcome> {
+    const failure = Cause.failureOption(cause)
+    if (Option.isSome(failure) && failure.value instanceof Snooze) {
+      const delayMillis = Duration.toMillis(failure.value.delay)
+      this.record(job, "snoozed")
+      this.publish({ _tag: "Snoozed", job, until: new Date(Date.now() + delayMillis) })
+      return Effect.succeed({ job, state: "scheduled", delayMillis, refund: 1, error: null, result: null })
+    }
+    if (Option.isSome(failure) && failure.value instanceof Unrecoverable) {
+      return Effect.succeed(this.discard(job, cause))
+    }
+    if (job.attempt >= job.maxAttempts) return Effect.succeed(this.discard(job, cause))
+    const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
+    return Effect.map(backoffDelay(definition.backoff, job.attempt, error), (delay): Outcome => {
+      if (Option.isNone(delay)) return this.discard(job, cause)
+      this.record(job, "failed")
+      this.publish({ _tag: "Failed", job, error: causeText(cause), retryAt: new Date(Date.now() + delay.value) })
+      return {
+        job,
+        state: "retryable",
+        delayMillis: delay.value,
+        refund: 0,
+        error: errorJson(job.attempt, cause),
+        result: null
+      }
+    }).pipe(
+      Effect.tap(() =>
+        Effect.logWarning(`Job "${job.name}" ${job.id} failed (attempt ${job.attempt} of ${job.maxAttempts})`, cause)
+      )
+    )
+  }
+
+  private record(job: Claimed, outcome: string): void {
+    Metrics.jobRuns.unsafeUpdate(1, [
+      MetricLabel.make("queue", job.queue),
+      MetricLabel.make("job", job.name),
+      MetricLabel.make("outcome", outcome)
+    ])
+  }
+
+  private publish(event: JobEvent): void {
+    this.events.unsafeOffer(event)
+  }
+
+  // ---- writing outcomes -----------------------------------------------------------------------
+
+  private finish(outcome: Outcome): void {
+    this.outcomes.push(outcome)
+    Deferred.unsafeDone(this.flushSignal, Exit.void)
+  }
+
+  /** Writes the buffered outcomes in one statement; on failure they stay buffered. */
+  private flush(): Effect.Effect<void, SqlError> {
+    return Effect.suspend(() => {
+      const batch = this.outcomes.splice(0, 5000)
+      if (batch.length === 0) return Effect.void
+      const { sql } = this
+      const store = this.config.store
+      return sql<{ readonly queue: string }>`
+        WITH written AS (
+          UPDATE ${store.jobs} AS j SET
+            state = o.state,
+            run_at = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
+            finalized_at = CASE WHEN o.state IN ('completed', 'discarded') THEN now() ELSE NULL END,
+            attempt = j.attempt - o.refund,
+            lease_expires_at = NULL,
+            errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
+            result = COALESCE(o.result, j.result)
+          FROM unnest(
+            ${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.state)}::text[],
+            ${batch.map((o) => o.delayMillis)}::float8[], ${batch.map((o) => o.refund)}::int[],
+            ${batch.map((o) => o.error)}::jsonb[], ${batch.map((o) => o.result)}::jsonb[]
+          ) AS o(id, state, delay_ms, refund, error, result)
+          WHERE j.id = o.id AND j.state = 'running' AND j.locked_by = ${this.config.id}
+          RETURNING j.queue, j.state
+        )
+        SELECT pg_notify(${store.channel}, 'j:' || queue)
+        FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS released`.pipe(
+        Effect.tap(() =>
+          Effect.sync(() => {
+            for (const outcome of batch) this.held.delete(outcome.job.id)
+          })
+        ),
+        Effect.tapError(() => Effect.sync(() => this.outcomes.unshift(...batch))),
+        Effect.asVoid
+      )
+    })
+  }
+
+  private writer(): Effect.Effect<never> {
+    const self = this
+    return Effect.gen(function*() {
+      let failures = 0
+      while (true) {
+        if (self.outcomes.length === 0) {
+          const signal = self.flushSignal
+          yield* Deferred.await(signal)
+          if (self.flushSignal === signal) self.flushSignal = Deferred.unsafeMake(FiberId.none)
+        }
+        const written = yield* Effect.either(self.flush())
+        if (written._tag === "Left") {
+          failures++
+          yield* Effect.logWarning(`Job runner: writing job outcomes failed (${sqlText(written.left)}); trying again`)
+          yield* Effect.sleep(Math.min(100 * 2 ** failures, 5_000))
+        } else {
+          failures = 0
+        }
+      }
+    })
+  }
+
+  // ---- leases, cancellation, maintenance ------------------------------------------------------
+
+  private register(): Effect.Effect<void, SqlError> {
+    const { sql } = this
+    const store = this.config.store
+    return Effect.asVoid(sql`
+      INSERT INTO ${store.runners} (id, host, pid, queues) VALUES (
+        ${this.config.id}, ${hostname()}, ${process.pid}, ${[...this.queues.keys()]}::text[]
+      ) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`)
+  }
+
+  /** Renews the leases of every job this runner holds; a job it no longer holds (cancelled, rescued) is dropped. */
+  private heartbeat(): Effect.Effect<void, SqlError> {
+    const { sql } = this
+    const store = this.config.store
+    return Effect.gen(this, function*() {
+      yield* this.register()
+      const rows = yield* sql<{ readonly id: string }>`
+        UPDATE ${store.jobs} SET lease_expires_at = now() + ${this.config.leaseMillis} * interval '1 millisecond'
+        WHERE locked_by = ${this.config.id} AND state = 'running'
+        RETURNING id::text AS id`
+      const renewed = new Set(rows.map((row) => row.id))
+      const written = new Set(this.outcomes.map((o) => o.job.id))
+      for (const [id, slot] of this.held) {
+        if (renewed.has(id) || written.has(id)) continue
+        this.held.delete(id)
+        if (slot !== undefined) this.interrupt(id)
+      }
+    })
+  }
+
+  /** Interrupts the run of job `id` if this runner runs it. */
+  interrupt(id: string): void {
+    const slot = this.running.get(id)
+    if (slot === undefined || slot.current?.id !== id || slot.fiber === undefined) return
+    this.cancelled.add(id)
+    slot.fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  onNotification(payload: string): void {
+    if (payload.startsWith("j:")) this.queues.get(payload.slice(2))?.wake()
+    else if (payload.startsWith("c:")) this.interrupt(payload.slice(2))
+  }
+
+  wakeAll(): void {
+    for (const queue of this.queues.values()) queue.wake()
+  }
+
+  /**
+   * Rescues jobs whose lease expired (their runner crashed or was cut off),
+   * forgets dead runners and prunes finished jobs; on one process at a time.
+   */
+  maintain(): Effect.Effect<void, SqlError> {
+    const { sql } = this
+    const store = this.config.store
+    return sql.withTransaction(Effect.gen(this, function*() {
+      const [lock] = yield* sql<{ readonly locked: boolean }>`
+        SELECT pg_try_advisory_xact_lock(hashtext(${`effect_workers.maintenance:${store.schema}`})) AS locked`
+      if (!lock.locked) return
+      const rescued = yield* sql<{ readonly id: string; readonly state: string }>`
+        WITH rescued AS (
+          UPDATE ${store.jobs} SET
+            state = CASE WHEN attempt >= max_attempts THEN 'discarded' ELSE 'available' END,
+            finalized_at = CASE WHEN attempt >= max_attempts THEN now() ELSE NULL END,
+            lease_expires_at = NULL,
+            errors = errors || jsonb_build_array(jsonb_build_object(
+              'attempt', attempt, 'at', now(),
+              'message', 'its runner ' || coalesce(locked_by, '?') || ' stopped renewing the lease (crashed or cut off)',
+              'cause', ''))
+          WHERE state = 'running' AND lease_expires_at < now()
+          RETURNING id, queue, state
+        ), notified AS (
+          SELECT pg_notify(${store.channel}, 'j:' || queue)
+          FROM (SELECT DISTINCT queue FROM rescued WHERE state = 'available') AS due
+        )
+        SELECT id::text AS id, state FROM rescued, (SELECT count(*) FROM notified) AS n`
+      if (rescued.length > 0) {
+        yield* Effect.logWarning(`Job runner: rescued ${rescued.length} job(s) whose runner stopped renewing leases`)
+      }
+      yield* sql`DELETE FROM ${store.runners}
+        WHERE heartbeat_at < now() - ${this.config.leaseMillis * 2} * interval '1 millisecond'`
+      yield* sql`DELETE FROM ${store.jobs} WHERE id IN (
+        SELECT id FROM ${store.jobs}
+        WHERE finalized_at < now() - ${this.config.retentionMillis} * interval '1 millisecond'
+        LIMIT 10000)`
+    }))
+  }
+
+  // ---- life cycle -----------------------------------------------------------------------------
+
+  /** Starts the runner's fibers in the current scope; stopping them drains and releases. */
+  start(listen: Effect.Effect<never>): Effect.Effect<void, SqlError, Scope.Scope> {
+    const self = this
+    return Effect.gen(function*() {
+      yield* self.register()
+      yield* Effect.forkScoped(self.writer())
+      yield* Effect.addFinalizer(() => self.stop())
+      const every = (millis: number, what: string, effect: Effect.Effect<void, SqlError>) =>
+        Effect.forkScoped(
+          effect.pipe(
+            Effect.catchAll((error) =>
+              Effect.logWarning(`Job runner: ${what} failed (${sqlText(error)}); trying again`)
+            ),
+            Effect.delay(Duration.millis(millis)),
+            Effect.forever
+          )
+        )
+      yield* every(Math.max(100, Math.floor(self.config.leaseMillis / 3)), "renewing leases", self.heartbeat())
+      yield* every(Math.max(100, Math.floor(self.config.leaseMillis / 2)), "maintenance", self.maintain())
+      yield* Effect.forkScoped(listen)
+      for (const queue of self.queues.values()) {
+        for (let i = 0; i < queue.config.concurrency; i++) self.startSlot(queue)
+        yield* Effect.forkScoped(self.fetcher(queue))
+      }
+    })
+  }
+
+  /**
+   * Stops claiming, gives back claimed jobs not started, lets running jobs
+   * finish within the drain time, interrupts and gives back the rest, writes
+   * every outcome, and deregisters.
+   */
+  private stop(): Effect.Effect<void> {
+    const self = this
+    return Effect.gen(function*() {
+      self.stopping = true
+      for (const queue of self.queues.values()) {
+        for (const job of queue.pending.splice(0)) {
+          self.finish({ job, state: "available", delayMillis: null, refund: 1, error: null, result: null })
+        }
+      }
+      const busy = () => [...self.queues.values()].some((queue) => queue.busy > 0)
+      const drained = Effect.gen(function*() {
+        while (busy()) yield* Effect.sleep("10 millis")
+      })
+      yield* Effect.timeoutOption(Effect.interruptible(drained), self.config.drainMillis)
+      if (busy()) {
+        yield* Effect.logWarning("Job runner: jobs still running after the drain time are interrupted and released")
+      }
+      const slots = [...self.queues.values()].flatMap((queue) => [...queue.slots])
+      yield* Effect.forEach(slots, (slot) => slot.fiber === undefined ? Effect.void : Fiber.interrupt(slot.fiber), {
+        discard: true,
+        concurrency: "unbounded"
+      })
+      for (let round = 0; round < 5 && self.outcomes.length > 0; round++) {
+        const written = yield* Effect.either(self.flush())
+        if (written._tag === "Left") {
+          yield* Effect.logError(`Job runner: writing job outcomes at shutdown failed (${sqlText(written.left)})`)
+          yield* Effect.sleep("200 millis")
+        }
+      }
+      yield* Effect.ignore(self.sql`DELETE FROM ${self.config.store.runners} WHERE id = ${self.config.id}`)
+    }).pipe(Effect.annotateLogs("runner", this.config.id))
+  }
+}

@@ -1,0 +1,134 @@
+import type { SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect, Option, Schema } from "effect"
+import { AttemptError, JobInfo, type JobState } from "../../Job.js"
+
+/** Every statement on the job tables of one schema. */
+export class Store {
+  readonly channel: string
+  constructor(readonly sql: SqlClient.SqlClient, readonly schema: string) {
+    this.channel = `effect_workers:${schema}`
+  }
+
+  get jobs() {
+    return this.sql`${this.sql(this.schema)}.jobs`
+  }
+  get queues() {
+    return this.sql`${this.sql(this.schema)}.queues`
+  }
+  get runners() {
+    return this.sql`${this.sql(this.schema)}.runners`
+  }
+}
+
+/** Columns of a `JobInfo`, as selected. */
+export const infoColumns = `id::text AS id, name, queue, state, payload, priority, attempt,
+  max_attempts AS "maxAttempts", run_at AS "runAt", inserted_at AS "insertedAt", attempted_at AS "attemptedAt",
+  finalized_at AS "finalizedAt", locked_by AS "lockedBy", unique_key AS "uniqueKey", errors, progress, result,
+  trace_id AS "traceId"`
+
+export interface InfoRow {
+  readonly id: string
+  readonly name: string
+  readonly queue: string
+  readonly state: JobState
+  readonly payload: unknown
+  readonly priority: number
+  readonly attempt: number
+  readonly maxAttempts: number
+  readonly runAt: Date
+  readonly insertedAt: Date
+  readonly attemptedAt: Date | null
+  readonly finalizedAt: Date | null
+  readonly lockedBy: string | null
+  readonly uniqueKey: string | null
+  readonly errors: ReadonlyArray<unknown>
+  readonly progress: unknown
+  readonly result: unknown
+  readonly traceId: string | null
+}
+
+const decodeErrors = Schema.decodeUnknownSync(Schema.Array(AttemptError))
+
+export const toInfo = (row: InfoRow): JobInfo =>
+  new JobInfo({
+    id: row.id,
+    name: row.name,
+    queue: row.queue,
+    state: row.state,
+    payload: row.payload,
+    priority: row.priority,
+    attempt: row.attempt,
+    maxAttempts: row.maxAttempts,
+    runAt: row.runAt,
+    insertedAt: row.insertedAt,
+    attemptedAt: Option.fromNullable(row.attemptedAt),
+    finalizedAt: Option.fromNullable(row.finalizedAt),
+    lockedBy: Option.fromNullable(row.lockedBy),
+    uniqueKey: Option.fromNullable(row.uniqueKey),
+    errors: decodeErrors(row.errors),
+    progress: row.progress ?? undefined,
+    result: row.result ?? undefined,
+    traceId: Option.fromNullable(row.traceId)
+  })
+
+export const liveStatesSql = "('scheduled', 'available', 'running', 'retryable')"
+
+export interface NewJob {
+  readonly name: string
+  readonly queue: string
+  readonly priority: number
+  readonly maxAttempts: number
+  /** Absolute time, or `undefined` with `delayMillis`. */
+  readonly runAt: Date | undefined
+  readonly delayMillis: number
+  readonly traceId: string | null
+  readonly spanId: string | null
+}
+
+/**
+ * Inserts jobs of one definition in one statement, waking runners of the
+ * queue (on commit) when any is due now. A unique key held by a live job
+ * inserts nothing for that payload. Returns the new rows' ids and keys.
+ */
+export const insert = (
+  store: Store,
+  job: NewJob,
+  payloads: ReadonlyArray<string>,
+  keys: ReadonlyArray<string | null>
+): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly uniqueKey: string | null }>, SqlError> => {
+  const { sql } = store
+  return sql<{ readonly id: string; readonly uniqueKey: string | null }>`
+    WITH due AS (
+      SELECT COALESCE(${job.runAt ?? null}::timestamptz, now() + ${job.delayMillis} * interval '1 millisecond') AS at
+    ), inserted AS (
+      INSERT INTO ${store.jobs} (name, queue, payload, state, priority, max_attempts, run_at, unique_key, trace_id, span_id)
+      SELECT ${job.name}, ${job.queue}, p.payload,
+        CASE WHEN due.at > now() THEN 'scheduled' ELSE 'available' END,
+        ${job.priority}, ${job.maxAttempts}, due.at, p.key, ${job.traceId}, ${job.spanId}
+      FROM due, unnest(${payloads}::jsonb[], ${keys}::text[]) WITH ORDINALITY AS p(payload, key, ord)
+      ORDER BY p.ord
+      ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ${sql.literal(liveStatesSql)} DO NOTHING
+      RETURNING id, unique_key, state
+    ), notified AS (
+      SELECT pg_notify(${store.channel}, ${`j:${job.queue}`})
+      WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'available')
+    )
+    SELECT id::text AS id, unique_key AS "uniqueKey" FROM inserted, (SELECT count(*) FROM notified) AS n ORDER BY id`
+}
+
+/** Ids of the live jobs holding these unique keys. */
+export const liveByKeys = (store: Store, keys: ReadonlyArray<string>) => {
+  const { sql } = store
+  return sql<{ readonly id: string; readonly uniqueKey: string }>`
+    SELECT id::text AS id, unique_key AS "uniqueKey" FROM ${store.jobs}
+    WHERE unique_key = ANY(${keys}::text[]) AND state IN ${sql.literal(liveStatesSql)}`
+}
+
+export const get = (store: Store, id: string): Effect.Effect<Option.Option<JobInfo>, SqlError> => {
+  const { sql } = store
+  return Effect.map(
+    sql<InfoRow>`SELECT ${sql.literal(infoColumns)} FROM ${store.jobs} WHERE id = ${id}::bigint`,
+    (rows) => Option.map(Option.fromNullable(rows[0]), toInfo)
+  )
+}

@@ -1,0 +1,474 @@
+import { SqlClient } from "@effect/sql"
+import { describe, expect, it, layer } from "@effect/vitest"
+import {
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  ExecutionStrategy,
+  Exit,
+  Layer,
+  Option,
+  Ref,
+  Schedule,
+  Schema,
+  Scope,
+  Stream
+} from "effect"
+import { Job, JobClient, JobRunner, Migrations } from "effect-workers"
+import * as TestDatabase from "./support/database.js"
+
+/** The client on the test file's schema. */
+const ClientLive = Layer.unwrapEffect(
+  Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema }))
+)
+
+/** Polls `get` until `done` holds, for at most 15 s. */
+const eventually = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 15_000
+    while (true) {
+      const value = yield* get
+      if (done(value)) return value
+      if (Date.now() > deadline) {
+        return yield* Effect.dieMessage(`timed out waiting for ${what}: ${JSON.stringify(value)}`)
+      }
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+const jobState = (id: string) =>
+  Effect.flatMap(
+    JobClient.JobClient,
+    (client) => Effect.map(client.get(id), Option.getOrThrowWith(() => new Error(`job ${id} is gone`)))
+  )
+
+const awaitState = (id: string, ...states: ReadonlyArray<Job.JobState>) =>
+  eventually(jobState(id), (info) => states.includes(info.state), `job ${id} to be ${states.join(" or ")}`)
+
+/** Starts a runner for `jobs` in a scope of its own; closing the scope stops it. */
+const startRunner = <Jobs extends Job.Any>(options: JobRunner.Options<Jobs>) =>
+  Effect.gen(function*() {
+    // A child of the test's scope: closed by the test, or at the latest when the test ends.
+    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    const context = yield* Layer.buildWithScope(JobRunner.layer({ pollInterval: "200 millis", ...options }), scope)
+    return {
+      scope,
+      runner: context.pipe((c) => c.unsafeMap.get(JobRunner.JobRunner.key) as JobRunner.JobRunnerService)
+    }
+  })
+
+const Greeting = Schema.Struct({ name: Schema.String })
+
+layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("durable jobs", (it) => {
+  it.scoped("an enqueued job runs once and is completed, with its result stored", () =>
+    Effect.gen(function*() {
+      const seen = yield* Ref.make<ReadonlyArray<string>>([])
+      const Greet = Job.make("greet", {
+        payload: Greeting,
+        result: Schema.String,
+        handler: ({ name }) =>
+          Effect.gen(function*() {
+            const context = yield* Job.JobContext
+            yield* Ref.update(seen, (names) => [...names, `${name}@${context.attempt}`])
+            yield* Job.progress({ percent: 100 })
+            return `hello ${name}`
+          })
+      })
+      const client = yield* JobClient.JobClient
+      const { id, inserted } = yield* client.enqueue(Greet, { name: "ada" })
+      expect(inserted).toBe(true)
+      const { scope } = yield* startRunner({ jobs: [Greet] })
+      const done = yield* awaitState(id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* Ref.get(seen)).toEqual(["ada@1"])
+      expect(done.attempt).toBe(1)
+      expect(done.result).toBe("hello ada")
+      expect(done.progress).toEqual({ percent: 100 })
+      expect(Option.isSome(done.finalizedAt)).toBe(true)
+    }))
+
+  it.scoped("a payload the schema rejects is a typed error and inserts nothing", () =>
+    Effect.gen(function*() {
+      const Strict = Job.make("strict", {
+        payload: Schema.Struct({ count: Schema.Number.pipe(Schema.int(), Schema.positive()) }),
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      const error = yield* Effect.flip(client.enqueue(Strict, { count: -1 }))
+      expect(error._tag).toBe("InvalidPayload")
+      expect(error.message).toContain("strict")
+      expect(error.message).toContain("Expected a positive number")
+      expect(yield* client.list({ name: "strict" })).toEqual([])
+    }))
+
+  it.scoped("a failing job is retried on its backoff; every attempt's error is kept; then discarded", () =>
+    Effect.gen(function*() {
+      const Flaky = Job.make("always-fails", {
+        payload: Schema.Struct({}),
+        maxAttempts: 3,
+        backoff: Schedule.spaced("50 millis"),
+        handler: () => Effect.flatMap(Job.JobContext, (context) => Effect.fail(new Error(`boom ${context.attempt}`)))
+      })
+      const client = yield* JobClient.JobClient
+      const { id } = yield* client.enqueue(Flaky, {})
+      const { scope } = yield* startRunner({ jobs: [Flaky] })
+      const failed = yield* awaitState(id, "retryable")
+      expect(failed.attempt).toBe(1)
+      expect(failed.runAt.getTime()).toBeGreaterThan(failed.attemptedAt.pipe(Option.getOrThrow).getTime())
+      const discarded = yield* awaitState(id, "discarded")
+      yield* Scope.close(scope, Exit.void)
+      expect(discarded.attempt).toBe(3)
+      expect(discarded.errors.map((e) => [e.attempt, e.message])).toEqual([
+        [1, "Error: boom 1"],
+        [2, "Error: boom 2"],
+        [3, "Error: boom 3"]
+      ])
+      expect(discarded.errors[0].cause).toContain("boom 1")
+    }))
+
+  it.scoped("a job that fails then succeeds is completed on a later attempt", () =>
+    Effect.gen(function*() {
+      const Second = Job.make("succeeds-second", {
+        payload: Schema.Struct({}),
+        backoff: Schedule.spaced("10 millis"),
+        handler: () =>
+          Effect.flatMap(Job.JobContext, (context) => context.attempt < 2 ? Effect.fail("not yet") : Effect.void)
+      })
+      const client = yield* JobClient.JobClient
+      const { id } = yield* client.enqueue(Second, {})
+      const { scope } = yield* startRunner({ jobs: [Second] })
+      const done = yield* awaitState(id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect(done.attempt).toBe(2)
+      expect(done.errors.map((e) => e.message)).toEqual(["not yet"])
+    }))
+
+  it.scoped("unrecoverable discards at once; a timeout is a failed attempt; snooze does not spend an attempt", () =>
+    Effect.gen(function*() {
+      const snoozed = yield* Ref.make(0)
+      const Fatal = Job.make("fatal", {
+        payload: Schema.Struct({}),
+        handler: () => Job.unrecoverable("the account is closed")
+      })
+      const Slow = Job.make("slow", {
+        payload: Schema.Struct({}),
+        timeout: "50 millis",
+        maxAttempts: 1,
+        handler: () => Effect.never
+      })
+      const Sleepy = Job.make("sleepy", {
+        payload: Schema.Struct({}),
+        handler: () =>
+          Effect.flatMap(
+            Ref.getAndUpdate(snoozed, (n) => n + 1),
+            (n) => n === 0 ? Job.snooze("100 millis") : Effect.void
+          )
+      })
+      const client = yield* JobClient.JobClient
+      const fatal = yield* client.enqueue(Fatal, {})
+      const slow = yield* client.enqueue(Slow, {})
+      const sleepy = yield* client.enqueue(Sleepy, {})
+      const { scope } = yield* startRunner({ jobs: [Fatal, Slow, Sleepy] })
+      const fatalDone = yield* awaitState(fatal.id, "discarded")
+      expect(fatalDone.attempt).toBe(1)
+      expect(fatalDone.maxAttempts).toBe(20)
+      expect(fatalDone.errors[0].message).toContain("the account is closed")
+      const slowDone = yield* awaitState(slow.id, "discarded")
+      expect(slowDone.errors[0].message).toContain("did not finish within its timeout of 50 ms")
+      const sleepyDone = yield* awaitState(sleepy.id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* Ref.get(snoozed)).toBe(2)
+      expect(sleepyDone.attempt).toBe(1)
+      expect(sleepyDone.errors).toEqual([])
+    }))
+
+  it.scoped("a stored payload that no longer decodes is discarded with the decode error", () =>
+    Effect.gen(function*() {
+      const Typed = Job.make("typed", { payload: Greeting, handler: () => Effect.void })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const [row] = yield* sql<{ id: string }>`
+        INSERT INTO ${sql(client.schema)}.jobs (name, queue, payload, state, max_attempts)
+        VALUES ('typed', 'default', '{"name": 42}', 'available', 5) RETURNING id::text AS id`
+      const { scope } = yield* startRunner({ jobs: [Typed] })
+      const done = yield* awaitState(row.id, "discarded")
+      yield* Scope.close(scope, Exit.void)
+      expect(done.attempt).toBe(1)
+      expect(done.errors[0].message).toContain("the stored payload does not decode")
+      expect(done.errors[0].message).toContain("Expected string, actual 42")
+    }))
+
+  it.scoped("enqueue in the caller's transaction: rollback leaves no job, commit runs it", () =>
+    Effect.gen(function*() {
+      const ran = yield* Deferred.make<string>()
+      const Tx = Job.make("in-transaction", {
+        payload: Schema.Struct({ order: Schema.String }),
+        handler: ({ order }) => Deferred.succeed(ran, order)
+      })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const { scope } = yield* startRunner({ jobs: [Tx] })
+      const rolledBack = yield* sql.withTransaction(
+        Effect.zipRight(client.enqueue(Tx, { order: "rolled-back" }), Effect.fail("abort" as const))
+      ).pipe(Effect.flip)
+      expect(rolledBack).toBe("abort")
+      expect(yield* client.list({ name: "in-transaction" })).toEqual([])
+      const committed = yield* sql.withTransaction(client.enqueue(Tx, { order: "committed" }))
+      expect(yield* Deferred.await(ran)).toBe("committed")
+      yield* awaitState(committed.id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* client.list({ name: "in-transaction" })).length).toBe(1)
+    }))
+
+  it.scoped("a unique key returns the live job instead of a duplicate, and is free again once it ended", () =>
+    Effect.gen(function*() {
+      const Report = Job.make("report", {
+        payload: Schema.Struct({ day: Schema.String }),
+        uniqueKey: ({ day }) => `report:${day}`,
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      const first = yield* client.enqueue(Report, { day: "2026-11-25" }, { delay: "1 hour" })
+      const second = yield* client.enqueue(Report, { day: "2026-11-25" })
+      const other = yield* client.enqueue(Report, { day: "2026-11-26" }, { delay: "1 hour" })
+      expect(second).toEqual({ id: first.id, inserted: false })
+      expect(other.inserted).toBe(true)
+      const many = yield* client.enqueueMany(Report, [{ day: "2026-11-25" }, { day: "2026-11-27" }], {
+        delay: "1 hour"
+      })
+      expect(many[0]).toEqual({ id: first.id, inserted: false })
+      expect(many[1].inserted).toBe(true)
+      yield* client.cancel(first.id)
+      const again = yield* client.enqueue(Report, { day: "2026-11-25" }, { delay: "1 hour" })
+      expect(again.inserted).toBe(true)
+      expect(again.id).not.toBe(first.id)
+    }))
+
+  it.scoped("a delayed job waits as scheduled, then runs", () =>
+    Effect.gen(function*() {
+      const Later = Job.make("later", { payload: Schema.Struct({}), handler: () => Effect.void })
+      const client = yield* JobClient.JobClient
+      const { scope } = yield* startRunner({ jobs: [Later] })
+      const { id } = yield* client.enqueue(Later, {}, { delay: "300 millis" })
+      const waiting = yield* jobState(id)
+      expect(waiting.state).toBe("scheduled")
+      const done = yield* awaitState(id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect(Option.getOrThrow(done.attemptedAt).getTime()).toBeGreaterThanOrEqual(done.runAt.getTime())
+    }))
+
+  it.scoped("cancel: a waiting job never runs; a running one is interrupted, its finalizers run", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const finalized = yield* Deferred.make<void>()
+      const Long = Job.make("long", {
+        payload: Schema.Struct({}),
+        handler: () =>
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.ensuring(Deferred.succeed(finalized, undefined))
+          )
+      })
+      const client = yield* JobClient.JobClient
+      const waiting = yield* client.enqueue(Long, {}, { delay: "1 hour" })
+      expect((yield* client.cancel(waiting.id)).state).toBe("cancelled")
+      const running = yield* client.enqueue(Long, {})
+      const { scope } = yield* startRunner({ jobs: [Long] })
+      yield* Deferred.await(started)
+      expect((yield* jobState(running.id)).state).toBe("running")
+      yield* client.cancel(running.id)
+      yield* Deferred.await(finalized)
+      const after = yield* jobState(running.id)
+      expect(after.state).toBe("cancelled")
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* jobState(running.id)).state).toBe("cancelled")
+      expect((yield* Effect.flip(client.cancel("999999999")))._tag).toBe("JobNotFound")
+    }))
+
+  it.scoped("retry brings a discarded job back; delete removes a job; list pages; counts per queue and state", () =>
+    Effect.gen(function*() {
+      const attempts = yield* Ref.make(0)
+      const Once = Job.make("fails-once", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        queue: "paging",
+        maxAttempts: 1,
+        handler: () =>
+          Effect.flatMap(Ref.getAndUpdate(attempts, (n) => n + 1), (n) => n === 0 ? Effect.fail("first") : Effect.void)
+      })
+      const client = yield* JobClient.JobClient
+      const { id } = yield* client.enqueue(Once, { n: 0 })
+      const { scope } = yield* startRunner({ jobs: [Once] })
+      yield* awaitState(id, "discarded")
+      const retried = yield* client.retry(id)
+      expect(retried.state).toBe("available")
+      const done = yield* awaitState(id, "completed")
+      expect(done.attempt).toBe(2)
+      expect(done.maxAttempts).toBe(2)
+      expect((yield* Effect.flip(client.retry(id)))._tag).toBe("InvalidJobState")
+      yield* Scope.close(scope, Exit.void)
+
+      const ids = yield* client.enqueueMany(Once, Array.from({ length: 7 }, (_, n) => ({ n: n + 1 })), {
+        delay: "1 hour"
+      })
+      const firstPage = yield* client.list({ queue: "paging", state: "scheduled", limit: 5 })
+      const secondPage = yield* client.list({ queue: "paging", state: "scheduled", limit: 5, before: firstPage[4].id })
+      expect([...firstPage, ...secondPage].map((job) => job.id)).toEqual(ids.map((e) => e.id).reverse())
+      expect(firstPage[0].payload).toEqual({ n: 7 })
+      const counts = (yield* client.counts).filter((c) => c.queue === "paging")
+      expect(counts).toEqual([{ queue: "paging", state: "completed", count: 1 }, {
+        queue: "paging",
+        state: "scheduled",
+        count: 7
+      }])
+      yield* client.delete(ids[0].id)
+      expect(yield* client.get(ids[0].id)).toEqual(Option.none())
+      expect((yield* Effect.flip(client.delete(ids[0].id)))._tag).toBe("JobNotFound")
+    }))
+
+  it.scoped("a paused queue is not claimed by any runner until resumed", () =>
+    Effect.gen(function*() {
+      const Paused = Job.make("paused-job", {
+        payload: Schema.Struct({}),
+        queue: "pausable",
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      yield* client.pause("pausable")
+      const { id } = yield* client.enqueue(Paused, {})
+      const { scope } = yield* startRunner({ jobs: [Paused] })
+      // Two claims by the runner's poll happen within 400 ms; the job must still be waiting.
+      yield* eventually(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(client.schema)}.runners`
+        ),
+        (rows) => rows[0].n > 0,
+        "the runner to register"
+      )
+      expect((yield* client.queues).find((q) => q.name === "pausable")?.paused).toBe(true)
+      expect((yield* jobState(id)).state).toBe("available")
+      yield* client.resume("pausable")
+      yield* awaitState(id, "completed")
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.scoped("at shutdown a running job past the drain time is interrupted and given back without spending an attempt", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const Stuck = Job.make("stuck", {
+        payload: Schema.Struct({}),
+        handler: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+      })
+      const client = yield* JobClient.JobClient
+      const { id } = yield* client.enqueue(Stuck, {})
+      const { scope } = yield* startRunner({ jobs: [Stuck], drainTimeout: "100 millis" })
+      yield* Deferred.await(started)
+      yield* Scope.close(scope, Exit.void)
+      const released = yield* jobState(id)
+      expect(released.state).toBe("available")
+      expect(released.attempt).toBe(0)
+    }))
+
+  it.scoped("a job whose runner stopped renewing its lease is rescued and run by another", () =>
+    Effect.gen(function*() {
+      const Rescued = Job.make("rescued", { payload: Schema.Struct({}), handler: () => Effect.void })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const [row] = yield* sql<{ id: string }>`
+        INSERT INTO ${
+        sql(client.schema)
+      }.jobs (name, queue, payload, state, attempt, max_attempts, locked_by, lease_expires_at)
+        VALUES ('rescued', 'default', '{}', 'running', 1, 5, 'crashed-runner', now() - interval '1 second')
+        RETURNING id::text AS id`
+      const { scope } = yield* startRunner({ jobs: [Rescued], lease: "300 millis" })
+      const done = yield* awaitState(row.id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect(done.attempt).toBe(2)
+      expect(done.errors[0].message).toContain("crashed-runner stopped renewing the lease")
+    }))
+
+  it.scoped("many jobs enqueued in one statement all complete exactly once within the concurrency limit", () =>
+    Effect.gen(function*() {
+      const runs = new Map<number, number>()
+      let active = 0
+      let peak = 0
+      const Counted = Job.make("counted", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        queue: "bulk",
+        handler: ({ n }) =>
+          Effect.gen(function*() {
+            active++
+            peak = Math.max(peak, active)
+            runs.set(n, (runs.get(n) ?? 0) + 1)
+            yield* Effect.yieldNow()
+            active--
+          })
+      })
+      const client = yield* JobClient.JobClient
+      yield* client.enqueueMany(Counted, Array.from({ length: 2000 }, (_, n) => ({ n })))
+      const { scope } = yield* startRunner({ jobs: [Counted], queues: { bulk: 4 } })
+      yield* eventually(
+        client.counts,
+        (counts) => counts.some((c) => c.queue === "bulk" && c.state === "completed" && c.count === 2000),
+        "2,000 completions"
+      )
+      yield* Scope.close(scope, Exit.void)
+      expect(runs.size).toBe(2000)
+      expect([...runs.values()].every((n) => n === 1)).toBe(true)
+      expect(peak).toBeLessThanOrEqual(4)
+    }))
+
+  it.scoped("runner events report what happened", () =>
+    Effect.gen(function*() {
+      const Evented = Job.make("evented", { payload: Schema.Struct({}), handler: () => Effect.void })
+      const client = yield* JobClient.JobClient
+      const { runner, scope } = yield* startRunner({ jobs: [Evented] })
+      const events = yield* Deferred.make<ReadonlyArray<string>>()
+      yield* runner.events.pipe(
+        Stream.take(2),
+        Stream.runCollect,
+        Effect.flatMap((chunk) => Deferred.succeed(events, [...chunk].map((e) => e._tag))),
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      yield* client.enqueue(Evented, {})
+      expect(yield* Deferred.await(events)).toEqual(["Started", "Succeeded"])
+      yield* Scope.close(scope, Exit.void)
+    }))
+})
+
+layer(TestDatabase.layer, { excludeTestServices: true })("migrations", (it) => {
+  it.effect("run twice at once applies each migration once; a newer database is refused", () =>
+    Effect.gen(function*() {
+      const db = yield* TestDatabase.TestDatabase
+      const schema = `${db.schema}_m`
+      yield* Effect.all([Migrations.run({ schema }), Migrations.run({ schema })], { concurrency: 2 })
+      yield* Migrations.check({ schema })
+      const sql = yield* SqlClient.SqlClient
+      const applied = yield* sql<{ version: number }>`SELECT version FROM ${sql(schema)}.migrations`
+      expect(applied.map((row) => row.version)).toEqual([Migrations.latestVersion])
+      yield* sql`INSERT INTO ${sql(schema)}.migrations (version, name) VALUES (${
+        Migrations.latestVersion + 1
+      }, 'future')`
+      const error = yield* Effect.flip(Migrations.run({ schema }))
+      expect(error.message).toContain(`newer than this version of effect-workers knows (${Migrations.latestVersion})`)
+      const checked = yield* Effect.either(Migrations.check({ schema }))
+      expect(Either.isLeft(checked)).toBe(true)
+      yield* sql`DROP SCHEMA ${sql(schema)} CASCADE`
+    }))
+})
+
+describe("job definitions", () => {
+  it.effect("a bad option is kept as a typed error with a clear message", () =>
+    Effect.gen(function*() {
+      const Bad = Job.make("bad", { payload: Schema.Struct({}), maxAttempts: 0, handler: () => Effect.void })
+      expect(Bad.invalid?.message).toBe(`Job "bad": option "maxAttempts" must be a positive integer, got 0`)
+      expect(Duration.toMillis(
+        Job.make("t", {
+          payload: Schema.Struct({}),
+          timeout: "2 seconds",
+          handler: () => Effect.void
+        }).timeout!
+      )).toBe(2000)
+    }))
+})
