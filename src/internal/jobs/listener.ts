@@ -39,21 +39,36 @@ export const listen = (
     },
     catch: (cause) => new Error(`connecting the job listener failed: ${String(cause)}`)
   })
+  let lost = false
   const session = Effect.acquireUseRelease(
     connect,
     (client) =>
-      Effect.async<never, Error>((resume) => {
-        client.on("notification", (message) => {
-          if (message.channel === channel && message.payload !== undefined) onMessage(message.payload)
+      Effect.zipRight(
+        Effect.suspend(() => {
+          if (!lost) return Effect.void
+          lost = false
+          return Effect.logInfo("Job runner: listening again after a lost connection")
+        }),
+        Effect.async<never, Error>((resume) => {
+          client.on("notification", (message) => {
+            if (message.channel === channel && message.payload !== undefined) onMessage(message.payload)
+          })
+          client.on("error", (error) => resume(Effect.fail(error)))
+          client.on("end", () => resume(Effect.fail(new Error("the job listener's connection ended"))))
+          onConnected()
         })
-        client.on("error", (error) => resume(Effect.fail(error)))
-        client.on("end", () => resume(Effect.fail(new Error("the job listener's connection ended"))))
-        onConnected()
-      }),
+      ),
     (client) => Effect.promise(() => client.end().catch(() => {})).pipe(Effect.timeoutOption("1 second"))
   )
   return session.pipe(
-    Effect.tapError((error) => Effect.logWarning(`Job runner: ${error.message}; listening again`)),
+    Effect.tapError((error) =>
+      Effect.zipRight(
+        Effect.sync(() => {
+          lost = true
+        }),
+        Effect.logWarning(`Job runner: ${error.message}; connecting again`)
+      )
+    ),
     // The schedule never ends, so the failure channel is never reached.
     Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
     Effect.orDie

@@ -252,7 +252,8 @@ export class Runner {
           yield* Effect.logWarning(
             `Job runner: claiming from queue "${queue.config.name}" failed (${sqlText(claimed.left)}); trying again`
           )
-          yield* Effect.sleep(Math.min(self.config.pollIntervalMillis * failures, 10_000))
+          // Backs off, but a notification (a reconnected listener) wakes it early.
+          yield* queue.sleep(Math.min(100 * 2 ** failures, self.config.pollIntervalMillis, 10_000))
           continue
         }
         failures = 0
@@ -548,14 +549,18 @@ export class Runner {
     const store = this.config.store
     return Effect.gen(this, function*() {
       yield* this.register()
+      // Only jobs held before the statement starts are judged: a claim committed meanwhile is not in its snapshot.
+      const ids = [...this.held.keys()]
+      if (ids.length === 0) return
       const rows = yield* sql<{ readonly id: string }>`
         UPDATE ${store.jobs} SET lease_expires_at = now() + ${this.config.leaseMillis} * interval '1 millisecond'
-        WHERE locked_by = ${this.config.id} AND state = 'running'
+        WHERE id = ANY(${ids}::bigint[]) AND locked_by = ${this.config.id} AND state = 'running'
         RETURNING id::text AS id`
       const renewed = new Set(rows.map((row) => row.id))
       const written = new Set(this.outcomes.map((o) => o.job.id))
-      for (const [id, slot] of this.held) {
-        if (renewed.has(id) || written.has(id)) continue
+      for (const id of ids) {
+        if (renewed.has(id) || written.has(id) || !this.held.has(id)) continue
+        const slot = this.held.get(id)
         this.held.delete(id)
         if (slot !== undefined) this.interrupt(id)
       }

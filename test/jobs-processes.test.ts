@@ -1,0 +1,223 @@
+/**
+ * Durable jobs across real runner processes (test/fixtures/job-runner-child.ts)
+ * on one database: exactly-once completion, crash rescue, graceful stop, a
+ * database outage, cancellation and pause seen by every process.
+ */
+import { SqlClient } from "@effect/sql"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Layer, Schema } from "effect"
+import { Job, JobClient } from "effect-workers"
+import { fileURLToPath } from "node:url"
+import * as Children from "./support/children.js"
+import * as TestDatabase from "./support/database.js"
+
+const fixture = fileURLToPath(new URL("./fixtures/job-runner-child.ts", import.meta.url))
+
+/** The jobs of the fixture, as enqueued from here (handlers never run in this process). */
+const Work = Job.make("work", {
+  payload: Schema.Struct({ n: Schema.Number, millis: Schema.optional(Schema.Number) }),
+  queue: "work",
+  handler: () => Effect.void
+})
+const Long = Job.make("long", {
+  payload: Schema.Struct({ n: Schema.Number }),
+  queue: "long",
+  handler: () => Effect.void
+})
+
+const Setup = Layer.unwrapEffect(Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema })))
+
+const createRuns = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const { schema } = yield* TestDatabase.TestDatabase
+  yield* sql`CREATE TABLE IF NOT EXISTS ${sql(schema)}.runs (
+    job_id bigint NOT NULL, n integer NOT NULL, pid integer NOT NULL, event text NOT NULL, active integer NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp())`
+  yield* sql`TRUNCATE ${sql(schema)}.runs`
+  yield* sql`TRUNCATE ${sql(schema)}.jobs`
+  yield* sql`DELETE FROM ${sql(schema)}.queues`
+})
+
+/** Starts a runner process; resolves once it has started. Its connections carry `tag` in their application name. */
+const startRunner = (tag: string, env: Record<string, string> = {}) =>
+  Effect.gen(function*() {
+    const db = yield* TestDatabase.TestDatabase
+    const url = new URL(db.url)
+    url.searchParams.set("application_name", `${url.searchParams.get("application_name")} ${tag}`)
+    const child = yield* Children.spawn(process.execPath, ["--import", "tsx", fixture], {
+      env: { ...process.env, DATABASE_URL: url.href, JOBS_SCHEMA: db.schema, ...env }
+    })
+    yield* child.waitForOutput("runner ready")
+    return child
+  })
+
+const stop = (child: Children.Child) =>
+  Effect.gen(function*() {
+    yield* child.kill("SIGTERM")
+    const exit = yield* child.exit
+    expect(exit, yield* child.output).toEqual({ code: 0, signal: null })
+  })
+
+/** Polls `query` until `done` holds, for at most `seconds`. */
+const eventually = <A, E, R>(query: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string, seconds = 30) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + seconds * 1000
+    while (true) {
+      const value = yield* query
+      if (done(value)) return value
+      if (Date.now() > deadline) {
+        return yield* Effect.dieMessage(`timed out waiting for ${what}: ${JSON.stringify(value)}`)
+      }
+      yield* Effect.sleep("50 millis")
+    }
+  })
+
+const countByState = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const { schema } = yield* TestDatabase.TestDatabase
+  const rows = yield* sql<{ state: string; n: number }>`
+    SELECT state, count(*)::int AS n FROM ${sql(schema)}.jobs GROUP BY state`
+  return Object.fromEntries(rows.map((row) => [row.state, row.n])) as Record<string, number>
+})
+
+const runs = (event: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const { schema } = yield* TestDatabase.TestDatabase
+    return yield* sql<{ jobId: string; n: number; pid: number; active: number }>`
+      SELECT job_id::text AS "jobId", n, pid, active FROM ${sql(schema)}.runs WHERE event = ${event}`
+  })
+
+layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true })("job runner processes", (it) => {
+  it.scoped(
+    "three runners complete 10,000 jobs, each exactly once, never above a runner's concurrency",
+    () =>
+      Effect.gen(function*() {
+        yield* createRuns
+        const client = yield* JobClient.JobClient
+        yield* client.enqueueMany(Work, Array.from({ length: 10_000 }, (_, n) => ({ n })))
+        const runners = yield* Effect.all([startRunner("a"), startRunner("b"), startRunner("c")], { concurrency: 3 })
+        yield* eventually(countByState, (counts) => counts.completed === 10_000, "10,000 completed jobs", 90)
+        yield* Effect.forEach(runners, stop, { concurrency: 3 })
+        const started = yield* runs("started")
+        expect(started.length).toBe(10_000)
+        expect(new Set(started.map((run) => run.n)).size).toBe(10_000)
+        expect(Math.max(...started.map((run) => run.active))).toBeLessThanOrEqual(5)
+        expect(yield* countByState).toEqual({ completed: 10_000 })
+      }),
+    { timeout: 120_000 }
+  )
+
+  it.scoped(
+    "kill -9 of a runner mid-batch: another runner rescues its jobs and completes them; nothing is lost",
+    () =>
+      Effect.gen(function*() {
+        yield* createRuns
+        const client = yield* JobClient.JobClient
+        yield* client.enqueueMany(Work, Array.from({ length: 100 }, (_, n) => ({ n, millis: 100 })))
+        const doomed = yield* startRunner("doomed")
+        yield* eventually(runs("started"), (rows) => rows.length >= 5, "the first runs")
+        yield* doomed.kill("SIGKILL")
+        expect((yield* doomed.exit).signal).toBe("SIGKILL")
+        const survivor = yield* startRunner("survivor")
+        yield* eventually(countByState, (counts) => counts.completed === 100, "100 completed jobs", 60)
+        yield* stop(survivor)
+        const completedNs = new Set((yield* runs("started")).map((run) => run.n))
+        expect(completedNs.size).toBe(100)
+        const rescued = (yield* client.list({ state: "completed", limit: 1000 })).filter((job) => job.attempt === 2)
+        expect(rescued.length).toBeGreaterThan(0)
+        for (const job of rescued) expect(job.errors[0].message).toContain("stopped renewing the lease")
+      }),
+    { timeout: 90_000 }
+  )
+
+  it.scoped(
+    "SIGTERM with running jobs: they finish within the drain time; nothing is left running",
+    () =>
+      Effect.gen(function*() {
+        yield* createRuns
+        const client = yield* JobClient.JobClient
+        yield* client.enqueueMany(Work, Array.from({ length: 20 }, (_, n) => ({ n, millis: 300 })))
+        const runner = yield* startRunner("graceful")
+        yield* eventually(runs("started"), (rows) => rows.length >= 5, "running jobs")
+        yield* stop(runner)
+        const counts = yield* countByState
+        expect(counts.running).toBeUndefined()
+        expect(counts.completed).toBeGreaterThanOrEqual(5)
+        expect((counts.completed ?? 0) + (counts.available ?? 0)).toBe(20)
+        const waiting = yield* client.list({ state: "available", limit: 100 })
+        for (const job of waiting) expect(job.attempt).toBe(0)
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scoped(
+    "a database outage: the runner recovers, and its listener reconnects so new jobs start without a poll",
+    () =>
+      Effect.gen(function*() {
+        yield* createRuns
+        const client = yield* JobClient.JobClient
+        const sql = yield* SqlClient.SqlClient
+        // An hour between polls: only a notification can start a job quickly.
+        const runner = yield* startRunner("outage", { POLL_INTERVAL: "1 hour" })
+        const before = yield* client.enqueue(Work, { n: 1 })
+        yield* eventually(
+          client.get(before.id),
+          (job) => job._tag === "Some" && job.value.state === "completed",
+          "a job"
+        )
+        const killed = yield* sql<{ n: number }>`
+        SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+        WHERE application_name LIKE ${"% outage"} AND pid <> pg_backend_pid()`
+        expect(killed[0].n).toBeGreaterThan(0)
+        yield* runner.waitForOutput("listening again after a lost connection")
+        const after = yield* client.enqueue(Work, { n: 2 })
+        yield* eventually(
+          client.get(after.id),
+          (job) => job._tag === "Some" && job.value.state === "completed",
+          "a job"
+        )
+        yield* stop(runner)
+        expect(yield* runner.output).toContain("connecting again")
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.scoped("cancelling a running job from another process interrupts it", () =>
+    Effect.gen(function*() {
+      yield* createRuns
+      const client = yield* JobClient.JobClient
+      const runner = yield* startRunner("cancel")
+      const { id } = yield* client.enqueue(Long, { n: 7 })
+      yield* eventually(runs("started"), (rows) => rows.some((row) => row.jobId === id), "the job to start")
+      yield* client.cancel(id)
+      yield* eventually(
+        runs("interrupted"),
+        (rows) => rows.some((row) => row.jobId === id),
+        "the job to be interrupted"
+      )
+      yield* stop(runner)
+      const job = yield* client.get(id)
+      expect(job._tag === "Some" && job.value.state).toBe("cancelled")
+    }), { timeout: 60_000 })
+
+  it.scoped("a paused queue is claimed by no runner until it is resumed", () =>
+    Effect.gen(function*() {
+      yield* createRuns
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const { schema } = yield* TestDatabase.TestDatabase
+      const runners = yield* Effect.all([startRunner("p1"), startRunner("p2")], { concurrency: 2 })
+      yield* client.pause("work")
+      yield* client.enqueueMany(Work, Array.from({ length: 5 }, (_, n) => ({ n })))
+      const [{ now }] = yield* sql<{ now: Date }>`SELECT now() AS now`
+      // Each runner renews its lease every 2/3 s and polls every 200 ms: two heartbeats each are many polls.
+      const heartbeats = sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(schema)}.runners
+        WHERE heartbeat_at > ${new Date(now.getTime() + 1500)}`
+      yield* eventually(heartbeats, (rows) => rows[0].n === 2, "two heartbeats from both runners")
+      expect(yield* countByState).toEqual({ available: 5 })
+      yield* client.resume("work")
+      yield* eventually(countByState, (counts) => counts.completed === 5, "5 completed jobs")
+      yield* Effect.forEach(runners, stop, { concurrency: 2 })
+    }), { timeout: 60_000 })
+})
