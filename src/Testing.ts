@@ -1,12 +1,34 @@
 /**
- * Helpers for testing your own workers: run them under `TestClock`, observe
- * their status, and start a host inside a test and stop it, without sleeps.
+ * Helpers for testing your own workers and jobs: run workers under
+ * `TestClock`, observe their status, start a host inside a test and stop it,
+ * run a job's handler directly, drain a queue, and assert that a job was
+ * enqueued, without sleeps.
  *
  * @since 0.1.0
  */
-import type { Duration, Option } from "effect"
-import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, type Scope, TestClock } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import type { SqlError } from "@effect/sql/SqlError"
+import {
+  Cause,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  ParseResult,
+  Schema,
+  type Scope,
+  TestClock
+} from "effect"
 import * as Host from "./Host.js"
+import * as Store from "./internal/jobs/store.js"
+import * as Job from "./Job.js"
+import { JobClient } from "./JobClient.js"
+import { type InvalidJobOptions, InvalidPayload } from "./JobError.js"
+import * as JobRunner from "./JobRunner.js"
 import * as WorkerRegistryModule from "./WorkerRegistry.js"
 import { WorkerRegistry } from "./WorkerRegistry.js"
 import type { WorkerStatus } from "./WorkerStatus.js"
@@ -124,3 +146,176 @@ const normalize = <E>(exit: Exit.Exit<void, E>): Exit.Exit<void, E> =>
  */
 export const status = (name: string): Effect.Effect<Option.Option<WorkerStatus>, never, WorkerRegistry> =>
   Effect.flatMap(WorkerRegistry, (registry) => registry.get(name))
+
+/**
+ * Runs a job's handler directly with `payload`, as a runner would on its
+ * first attempt: the payload goes through the job's schema (encoded, then
+ * decoded, so a payload that could not be enqueued fails with
+ * `InvalidPayload`) and the handler sees a `JobContext` (progress is
+ * accepted and dropped). Nothing touches the database.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const performJob = <P, I, A, E, R>(
+  job: Job.Job<P, I, A, E, R>,
+  payload: P,
+  context: Partial<Omit<Job.Context, "progress">> = {}
+): Effect.Effect<A, E | InvalidPayload, Exclude<R, Job.JobContext>> =>
+  Effect.gen(function*() {
+    const decoded = yield* Schema.encode(job.payload)(payload).pipe(
+      Effect.flatMap(Schema.decode(job.payload)),
+      Effect.mapError((error) =>
+        new InvalidPayload({ job: job.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
+      )
+    )
+    const now = new Date()
+    const jobContext: Job.Context = {
+      id: "0",
+      name: job.name,
+      queue: job.queue,
+      attempt: 1,
+      maxAttempts: job.maxAttempts,
+      insertedAt: now,
+      runAt: now,
+      ...context,
+      progress: () => Effect.void
+    }
+    return yield* Effect.provideService(job.handler(decoded), Job.JobContext, jobContext)
+  }) as Effect.Effect<A, E | InvalidPayload, Exclude<R, Job.JobContext>>
+
+/**
+ * What {@link drainQueue} did: the jobs it found due (and those their
+ * handlers enqueued), as they ended, counted by final state.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DrainResult {
+  readonly completed: number
+  readonly discarded: number
+  readonly cancelled: number
+  /** Jobs still waiting (a retry or snooze later than the drain looked, with `withScheduled: false`). */
+  readonly waiting: number
+  readonly jobs: ReadonlyArray<Job.JobInfo>
+}
+
+/**
+ * Runs every job of `jobs` (of `queue`, if given) in this process until none
+ * is left waiting, like Oban's `drain_queue`: with `withScheduled` (the
+ * default), scheduled jobs and retries are run at once instead of at their
+ * time, so a job that keeps failing runs until its attempts are spent. Fails
+ * with a defect if jobs are still waiting after `timeout` (default 30 s).
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const drainQueue = <Jobs extends Job.Any>(options: {
+  readonly jobs: ReadonlyArray<Jobs>
+  readonly queue?: string | undefined
+  readonly withScheduled?: boolean | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+}): Effect.Effect<
+  DrainResult,
+  SqlError | InvalidJobOptions,
+  JobClient | PgClient.PgClient | Job.Requirements<Jobs>
+> =>
+  Effect.scoped(Effect.gen(function*() {
+    const client = yield* JobClient
+    const jobs = options.jobs.filter((job) => options.queue === undefined || job.queue === options.queue)
+    const names = jobs.map((job) => job.name)
+    const store = yield* storeOf(client.schema)
+    const queueFilter = options.queue === undefined ? store.sql`true` : store.sql`queue = ${options.queue}`
+    const [{ start }] = yield* store.sql<{ readonly start: string }>`
+      SELECT coalesce(min(id), (SELECT coalesce(max(id), 0) + 1 FROM ${store.jobs}))::text AS start FROM ${store.jobs}
+      WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND state IN ${store.sql.literal(Store.liveStatesSql)}`
+    yield* Layer.build(JobRunner.layer({ jobs, listen: false, pollInterval: "10 millis", prefetch: 0 }))
+    const deadline = Date.now() +
+      (options.timeout === undefined ? 30_000 : Duration.toMillis(Duration.decode(options.timeout)))
+    const waitingStates = options.withScheduled === false
+      ? store.sql`(state IN ('running', 'available') OR (state IN ('scheduled', 'retryable') AND run_at <= now()))`
+      : store.sql`state IN ${store.sql.literal(Store.liveStatesSql)}`
+    while (true) {
+      if (options.withScheduled !== false) {
+        yield* store.sql`UPDATE ${store.jobs} SET run_at = now()
+          WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND state IN ('scheduled', 'retryable')`
+      }
+      const [{ n }] = yield* store.sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM ${store.jobs}
+        WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND id >= ${start}::bigint AND ${waitingStates}`
+      if (n === 0) break
+      if (Date.now() > deadline) {
+        return yield* Effect.dieMessage(`drainQueue: ${n} job(s) still waiting after the timeout`)
+      }
+      yield* Effect.sleep("10 millis")
+    }
+    const rows = yield* store.sql<Store.InfoRow>`SELECT ${store.sql.literal(Store.infoColumns)} FROM ${store.jobs}
+      WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND id >= ${start}::bigint ORDER BY id`
+    const infos = rows.map(Store.toInfo)
+    const count = (state: Job.JobState) => infos.filter((job) => job.state === state).length
+    return {
+      completed: count("completed"),
+      discarded: count("discarded"),
+      cancelled: count("cancelled"),
+      waiting: infos.filter((job) => Job.liveStates.includes(job.state)).length,
+      jobs: infos
+    }
+  }))
+
+/**
+ * No waiting job matched what `assertEnqueued` looked for.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class NotEnqueued extends Schema.TaggedError<NotEnqueued>()("NotEnqueued", {
+  expected: Schema.String,
+  found: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    const found = this.found.length === 0 ? "no waiting jobs of that name" : this.found.join("\n  ")
+    return `Expected a waiting job ${this.expected}, found:\n  ${found}`
+  }
+}
+
+/**
+ * Succeeds with the waiting jobs of `job` (in `queue`, whose stored payload
+ * contains `payload`, if given), or fails with `NotEnqueued` listing the
+ * waiting jobs of that name, like Oban's `assert_enqueued`.
+ *
+ * @since 0.1.0
+ * @category testing
+ */
+export const assertEnqueued = <P, I>(options: {
+  readonly job: Job.Job<P, I, any, any, any>
+  /** Part of the payload, in its encoded form: matched with JSON containment (`@>`). */
+  readonly payload?: Partial<I> | undefined
+  readonly queue?: string | undefined
+}): Effect.Effect<ReadonlyArray<Job.JobInfo>, NotEnqueued | SqlError, JobClient | PgClient.PgClient> =>
+  Effect.gen(function*() {
+    const client = yield* JobClient
+    const store = yield* storeOf(client.schema)
+    const { sql } = store
+    const waiting = yield* sql<Store.InfoRow>`SELECT ${sql.literal(Store.infoColumns)} FROM ${store.jobs}
+      WHERE name = ${options.job.name} AND state IN ('scheduled', 'available', 'retryable') ORDER BY id`
+    const all = waiting.map(Store.toInfo)
+    const payload = options.payload === undefined ? undefined : JSON.stringify(options.payload)
+    const matching = payload === undefined ? all : yield* Effect.map(
+      sql<{ readonly id: string }>`SELECT id::text AS id FROM ${store.jobs}
+        WHERE name = ${options.job.name} AND state IN ('scheduled', 'available', 'retryable')
+          AND payload @> ${payload}::jsonb`,
+      (rows) => all.filter((job) => rows.some((row) => row.id === job.id))
+    )
+    const found = matching.filter((job) => options.queue === undefined || job.queue === options.queue)
+    if (found.length > 0) return found
+    const expected = [
+      `"${options.job.name}"`,
+      options.queue === undefined ? "" : `in queue "${options.queue}"`,
+      payload === undefined ? "" : `with a payload containing ${payload}`
+    ].filter((part) => part !== "").join(" ")
+    return yield* new NotEnqueued({
+      expected,
+      found: all.map((job) => `${job.id} in "${job.queue}" (${job.state}): ${JSON.stringify(job.payload)}`)
+    })
+  })
+
+const storeOf = (schema: string) => Effect.map(PgClient.PgClient, (sql) => new Store.Store(sql, schema))

@@ -15,7 +15,7 @@ import {
   Scope,
   Stream
 } from "effect"
-import { Job, JobClient, JobRunner, Migrations } from "effect-workers"
+import { Job, JobClient, JobRunner, Migrations, Testing } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 
 /** The client on the test file's schema. */
@@ -434,6 +434,69 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       yield* client.enqueue(Evented, {})
       expect(yield* Deferred.await(events)).toEqual(["Started", "Succeeded"])
       yield* Scope.close(scope, Exit.void)
+    }))
+})
+
+layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("testing helpers", (it) => {
+  const Welcome = Job.make("welcome", {
+    payload: Schema.Struct({ user: Schema.String, at: Schema.DateFromString }),
+    queue: "mail",
+    handler: ({ user }) => Effect.map(Job.JobContext, (context) => `welcomed ${user} on attempt ${context.attempt}`)
+  })
+
+  it.effect("performJob runs a handler directly, through the payload schema", () =>
+    Effect.gen(function*() {
+      const at = new Date("2026-11-25T12:00:00Z")
+      expect(yield* Testing.performJob(Welcome, { user: "ada", at })).toBe("welcomed ada on attempt 1")
+      expect(yield* Testing.performJob(Welcome, { user: "ada", at }, { attempt: 3 })).toBe("welcomed ada on attempt 3")
+      const invalid = yield* Effect.flip(Testing.performJob(Welcome, { user: 42 as unknown as string, at }))
+      expect(invalid._tag).toBe("InvalidPayload")
+      expect(invalid.message).toContain("Expected string, actual 42")
+    }))
+
+  it.scoped("drainQueue runs what is waiting, retries included, and what the handlers enqueue", () =>
+    Effect.gen(function*() {
+      const FollowUp = Job.make("follow-up", { payload: Schema.Struct({}), queue: "drain", handler: () => Effect.void })
+      const Starter = Job.make("starter", {
+        payload: Schema.Struct({}),
+        queue: "drain",
+        handler: () => JobClient.enqueue(FollowUp, {})
+      })
+      const Failing = Job.make("failing", {
+        payload: Schema.Struct({}),
+        queue: "drain",
+        maxAttempts: 3,
+        handler: () => Effect.fail("no luck")
+      })
+      const client = yield* JobClient.JobClient
+      yield* client.enqueue(Starter, {})
+      yield* client.enqueue(Failing, {})
+      yield* client.enqueue(FollowUp, {}, { delay: "1 hour" })
+      const result = yield* Testing.drainQueue({ jobs: [Starter, Failing, FollowUp], queue: "drain" })
+      expect({ ...result, jobs: result.jobs.map((job) => [job.name, job.state, job.attempt]) }).toEqual({
+        completed: 3,
+        discarded: 1,
+        cancelled: 0,
+        waiting: 0,
+        jobs: [
+          ["starter", "completed", 1],
+          ["failing", "discarded", 3],
+          ["follow-up", "completed", 1],
+          ["follow-up", "completed", 1]
+        ]
+      })
+    }))
+
+  it.effect("assertEnqueued finds waiting jobs by name, queue and part of the payload, or says what it found", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      yield* client.enqueue(Welcome, { user: "grace", at: new Date("2026-11-25T12:00:00Z") }, { delay: "1 hour" })
+      const found = yield* Testing.assertEnqueued({ job: Welcome, payload: { user: "grace" }, queue: "mail" })
+      expect(found.map((job) => job.payload)).toEqual([{ user: "grace", at: "2026-11-25T12:00:00.000Z" }])
+      const missing = yield* Effect.flip(Testing.assertEnqueued({ job: Welcome, payload: { user: "linus" } }))
+      expect(missing._tag).toBe("NotEnqueued")
+      expect(missing.message).toContain(`Expected a waiting job "welcome" with a payload containing {"user":"linus"}`)
+      expect(missing.message).toContain(`in "mail" (scheduled): {"at":"2026-11-25T12:00:00.000Z","user":"grace"}`)
     }))
 })
 
