@@ -286,10 +286,11 @@ const iterationRuntime = (runtime: Runtime.Runtime<never>): Runtime.Runtime<neve
 /** Pretty text of a failure for logs and the status registry. */
 export const causeText = (cause: Cause.Cause<unknown>): string => {
   const squashed = Cause.squash(cause)
-  if (squashed instanceof Error) return `${squashed.name}: ${squashed.message}`
+  const withMessage = (name: string, message: unknown) =>
+    message === undefined || String(message) === "" ? name : `${name}: ${String(message)}`
+  if (squashed instanceof Error) return withMessage(squashed.name, squashed.message)
   if (typeof squashed === "object" && squashed !== null && "_tag" in squashed) {
-    const message = "message" in squashed ? `: ${String(squashed.message)}` : ""
-    return `${String(squashed._tag)}${message}`
+    return withMessage(String(squashed._tag), "message" in squashed ? squashed.message : undefined)
   }
   return String(squashed)
 }

@@ -1,0 +1,67 @@
+import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { expect, layer } from "@effect/vitest"
+import { Effect, Layer, Option, Schema } from "effect"
+import { JobClient, Testing } from "effect-workers"
+import * as DurableMessageQueue from "../examples/durable-message-queue.js"
+import * as HangfireJobs from "../examples/hangfire-jobs.js"
+import * as TestDatabase from "./support/database.js"
+
+const ClientLive = Layer.unwrapEffect(
+  Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema }))
+)
+
+/** Polls the job until it is in `state`, for at most 15 s. */
+const awaitState = (id: string, state: string) =>
+  Effect.gen(function*() {
+    const client = yield* JobClient.JobClient
+    const deadline = Date.now() + 15_000
+    while (true) {
+      const job = Option.getOrThrow(yield* client.get(id))
+      if (job.state === state) return job
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`job ${id} is ${job.state}, not ${state}`)
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("job examples", (it) => {
+  it.scoped("Hangfire: the controller enqueues the email and answers its id; the email is retried once, then sent", () =>
+    Effect.gen(function*() {
+      yield* Layer.build(Layer.mergeAll(HangfireJobs.HangfireServer, HangfireJobs.JobsRoutes))
+      const { jobId } = yield* HttpClient.post("/api/jobs/send-email").pipe(
+        Effect.flatMap(HttpClientResponse.schemaBodyJson(Schema.Struct({ jobId: Schema.String })))
+      )
+      const sent = yield* awaitState(jobId, "completed")
+      expect(sent.name).toBe("send-notification-email")
+      expect(sent.attempt).toBe(2)
+      expect(sent.errors.map((error) => error.message)).toEqual(["MailServerBusy"])
+    }).pipe(Effect.provide(NodeHttpServer.layerTest)))
+
+  it.effect("Hangfire: a delayed job waits as scheduled until its time", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const before = Date.now()
+      const id = yield* HangfireJobs.scheduleDelayedJob("1 hour")
+      const job = Option.getOrThrow(yield* client.get(id))
+      expect(job.state).toBe("scheduled")
+      expect(job.payload).toEqual({ orderId: 123 })
+      expect(job.runAt.getTime() - before).toBeGreaterThanOrEqual(3_600_000 - 5_000)
+    }))
+
+  it.effect("durable message queue: acknowledged, retried, and dead-lettered messages; no duplicate publish", () =>
+    Effect.gen(function*() {
+      const first = yield* DurableMessageQueue.publish({ id: "m1", type: "order.created", payload: { orderId: 1 } })
+      const again = yield* DurableMessageQueue.publish({ id: "m1", type: "order.created", payload: { orderId: 1 } })
+      expect(again).toEqual({ id: first.id, inserted: false })
+      yield* DurableMessageQueue.publish({ id: "m2", type: "inventory.sync", payload: { sku: "keyboard" } })
+      yield* DurableMessageQueue.publish({ id: "m3", type: "fax.requested", payload: {} })
+      const result = yield* Testing.drainQueue({ jobs: [DurableMessageQueue.ProcessMessage] })
+      expect([result.completed, result.discarded]).toEqual([2, 1])
+      const synced = result.jobs.find((job) => (job.payload as { id: string }).id === "m2")!
+      expect([synced.state, synced.attempt]).toEqual(["completed", 2])
+      expect(yield* DurableMessageQueue.deadLetters).toEqual([{
+        message: { id: "m3", type: "fax.requested", payload: {} },
+        reason: `Unrecoverable: unknown message type "fax.requested"`
+      }])
+    }))
+})
