@@ -11,10 +11,12 @@ import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer } from "effect"
-import { Host } from "effect-workers"
+import { Host, JobRunner } from "effect-workers"
 import * as path from "node:path"
 import * as DatabaseCleanup from "./database-cleanup.js"
+import * as DurableMessageQueue from "./durable-message-queue.js"
 import * as GracefulShutdown from "./graceful-shutdown.js"
+import * as HangfireJobs from "./hangfire-jobs.js"
 import * as HealthCheck from "./health-check.js"
 import * as MessageQueue from "./message-queue.js"
 import * as OrderProcessing from "./order-processing.js"
@@ -74,7 +76,13 @@ const demoConfig = (dir: string) =>
     )
   )
 
-/** Every worker of the demo, with what they need. */
+/** One job runner for the durable jobs of the examples. */
+const Jobs = JobRunner.layer({
+  jobs: [HangfireJobs.SendNotificationEmail, HangfireJobs.ProcessOrder, DurableMessageQueue.ProcessMessage],
+  queues: { messages: 4 }
+}).pipe(Layer.provide(HangfireJobs.Mailer.Flaky))
+
+/** Every worker and job runner of the demo, with what they need. */
 export const Demo = Layer.unwrapEffect(
   Effect.map(dataDir, (dir) =>
     Layer.mergeAll(
@@ -85,7 +93,10 @@ export const Demo = Layer.unwrapEffect(
       ResilientBackground.ResilientBackgroundService,
       GracefulShutdown.GracefulShutdownService,
       MessageQueue.MessageQueueProcessorService,
-      MessageQueue.SampleMessages
+      MessageQueue.SampleMessages,
+      Jobs,
+      HangfireJobs.EnqueueAtStart,
+      DurableMessageQueue.SampleMessages
     ).pipe(
       // Built before the workers, so that their first runs find work.
       Layer.provide(seed(path.join(dir, "temp"))),
@@ -95,7 +106,7 @@ export const Demo = Layer.unwrapEffect(
         MessageQueue.MessageHandler.Default,
         MessageQueue.MessageQueue.InMemory
       ]),
-      Layer.provide(Database.layer),
+      Layer.provide(Layer.provideMerge(Database.jobClient, Database.layer)),
       Layer.provide(NodeContext.layer),
       Layer.provide(demoConfig(dir))
     ))

@@ -70,7 +70,7 @@ export const SampleMessages = Layer.effectDiscard(Effect.gen(function*() {
 if (isMain(import.meta)) {
   Host.run(
     Layer.mergeAll(DurableMessageProcessor, SampleMessages).pipe(
-      Layer.provideMerge(JobClient.layer()),
+      Layer.provideMerge(Database.jobClient),
       Layer.provide(Database.layer)
     )
   )

@@ -119,7 +119,7 @@ export const EnqueueAtStart = Layer.effectDiscard(Effect.gen(function*() {
 if (isMain(import.meta)) {
   Host.run(
     Layer.mergeAll(HangfireServer, JobsController, EnqueueAtStart).pipe(
-      Layer.provideMerge(JobClient.layer()),
+      Layer.provideMerge(Database.jobClient),
       Layer.provide(Database.layer)
     )
   )

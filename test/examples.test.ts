@@ -18,6 +18,7 @@ import {
   TestContext
 } from "effect"
 import { Testing } from "effect-workers"
+import * as net from "node:net"
 import * as path from "node:path"
 import * as DatabaseCleanup from "../examples/database-cleanup.js"
 import * as GracefulShutdown from "../examples/graceful-shutdown.js"
@@ -32,6 +33,15 @@ import * as TestDatabase from "./support/database.js"
 import { captureLogs } from "./support/logs.js"
 
 const root = path.resolve(import.meta.dirname, "..")
+
+/** A TCP port nothing listens on right now. */
+const freePort = Effect.async<number>((resume) => {
+  const server = net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
 const hour = 3_600_000
 const day = 24 * hour
 
@@ -357,6 +367,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
         const db = yield* TestDatabase.TestDatabase
         const fs = yield* FileSystem.FileSystem
         const dataDir = yield* fs.makeTempDirectoryScoped()
+        const apiPort = yield* freePort
         const examples = [
           "simple-background",
           "order-processing",
@@ -364,14 +375,18 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
           "database-cleanup",
           "resilient-background",
           "graceful-shutdown",
-          "message-queue"
+          "message-queue",
+          "hangfire-jobs",
+          "durable-message-queue"
         ]
         yield* Effect.forEach(examples, (name) =>
           Effect.gen(function*() {
             const child = yield* node(`examples/${name}.ts`, {
               ...process.env,
               DATABASE_URL: db.url,
-              EXAMPLES_DATA_DIR: dataDir
+              EXAMPLES_DATA_DIR: dataDir,
+              JOBS_SCHEMA: db.schema,
+              JOBS_API_PORT: String(apiPort)
             })
             yield* child.waitForOutput("Host started")
             expect({ name, exit: yield* interrupt(child) }).toEqual({ name, exit: { code: 0, signal: null } })
@@ -391,12 +406,15 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
           ...process.env,
           DATABASE_URL: db.url,
           EXAMPLES_DATA_DIR: dataDir,
+          JOBS_SCHEMA: db.schema,
           DATABASE_CLEANUP_INITIAL_DELAY: "0 seconds"
         })
         yield* demo.waitForOutput("Processed 3 order(s), 1 failed")
         yield* demo.waitForOutput("Deleted: 1 logs, 1 sessions, 1 files")
         yield* demo.waitForOutput("Message 1-c moved to the dead-letter queue")
         yield* demo.waitForOutput("Batch 1 done")
+        yield* demo.waitForOutput("Notification email sent to customer@example.com")
+        yield* demo.waitForOutput("Inventory synced")
         expect(yield* interrupt(demo)).toEqual({ code: 0, signal: null })
 
         const output = yield* demo.output

@@ -7,8 +7,9 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { JobClient } from "effect-workers"
 import * as path from "node:path"
-import { dataDir } from "./main.js"
+import { dataDir, jobsSchema } from "./main.js"
 import * as Postgres from "./postgres.js"
 
 const config = Config.all({
@@ -34,3 +35,6 @@ export const layer = Layer.unwrapScoped(
     return PgClient.layer({ url: Redacted.make(embedded), applicationName: "effect-workers-examples" })
   })
 )
+
+/** The job client on the examples' database, in the schema `JOBS_SCHEMA` names. */
+export const jobClient = Layer.unwrapEffect(Effect.map(jobsSchema, (schema) => JobClient.layer({ schema })))

@@ -22,3 +22,9 @@ export const dataDir: Config.Config<string> = Config.string("EXAMPLES_DATA_DIR")
   Config.withDefault(".data"),
   Config.withDescription("Directory for the examples' files and their embedded database")
 )
+
+/** Schema of the job tables (`JOBS_SCHEMA`, default `effect_workers`). */
+export const jobsSchema: Config.Config<string> = Config.string("JOBS_SCHEMA").pipe(
+  Config.withDefault("effect_workers"),
+  Config.withDescription("PostgreSQL schema of the durable job tables")
+)
