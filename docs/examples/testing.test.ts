@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Option, Ref, Schedule, TestClock } from "effect"
-import { Host, Testing, Worker, WorkerError, WorkerRegistry } from "../../src/index.js"
+import { Cause, Effect, Exit, Layer, Option, Ref, Schedule, Schema, TestClock } from "effect"
+import { Host, Job, Testing, Worker, WorkerError, WorkerRegistry } from "../../src/index.js"
 
 // #region worker
 // The worker under test: adds one to a counter once a minute.
@@ -110,3 +110,28 @@ describe("a host inside a test", () => {
     }))
   // #endregion
 })
+
+const Welcome = Job.make("welcome", {
+  payload: Schema.Struct({ to: Schema.String }),
+  handler: ({ to }) => Effect.succeed(`welcome mail for ${to}`)
+})
+
+describe("jobs", () => {
+  // #region jobs
+  it.effect("performJob runs the handler with a payload, through its schema", () =>
+    Effect.gen(function*() {
+      const sent = yield* Testing.performJob(Welcome, { to: "ada@example.com" })
+      assert.strictEqual(sent, "welcome mail for ada@example.com")
+    }))
+  // #endregion
+})
+
+// #region drain
+// With a database (JobClient and PgClient provided): run what is waiting, retries included,
+// then look at what happened; or check that code under test enqueued a job.
+export const drainAndAssert = Effect.gen(function*() {
+  const result = yield* Testing.drainQueue({ jobs: [Welcome] })
+  const waiting = yield* Testing.assertEnqueued({ job: Welcome, payload: { to: "ada@example.com" } })
+  return { completed: result.completed, discarded: result.discarded, waiting }
+})
+// #endregion
