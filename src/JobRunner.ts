@@ -21,7 +21,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
-import { listen } from "./internal/jobs/listener.js"
+import pg from "pg"
+import { clientConfig, listen } from "./internal/jobs/listener.js"
 import { type JobEvent, Runner } from "./internal/jobs/runner.js"
 import { Store } from "./internal/jobs/store.js"
 import type * as Job from "./Job.js"
@@ -51,7 +52,12 @@ export interface Options<Jobs extends Job.Any> {
   readonly queues?: Readonly<Record<string, number>> | undefined
   /** Default concurrency of a queue. Default 10. */
   readonly concurrency?: number | undefined
-  /** Jobs claimed ahead of free slots, per queue, so that slots never wait for a round trip. Default 50. */
+  /**
+   * At most this many jobs claimed ahead of free slots, per queue, so that
+   * slots never wait for a round trip. The prefetch adapts below it: it grows
+   * while slots run dry before a claim, and shrinks while claimed jobs wait.
+   * Default 500.
+   */
   readonly prefetch?: number | undefined
   /** Look for due jobs at least this often, besides notifications. Default 1 second. */
   readonly pollInterval?: Duration.DurationInput | undefined
@@ -131,14 +137,24 @@ export const layer = <Jobs extends Job.Any>(
         queues.set(name, yield* count(what, `queues.${name}`, n, concurrency, 1))
       }
       const client = yield* JobClient
-      const pg = yield* PgClient.PgClient
+      const sqlPg = yield* PgClient.PgClient
       const runtime = yield* Effect.runtime<never>()
+      const pool = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const pool = new pg.Pool({ ...clientConfig(sqlPg.config), max: Math.max(1, queues.size) })
+          // A broken idle connection is dropped by the pool; the error is reported by the claim that needs it.
+          pool.on("error", () => {})
+          return pool
+        }),
+        (pool) => Effect.promise(() => pool.end().catch(() => {})).pipe(Effect.timeoutOption("2 seconds"))
+      )
       const runner = new Runner({
         id: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
-        store: new Store(pg, client.schema),
+        store: new Store(sqlPg, client.schema),
+        pool,
         jobs,
         queues: [...queues].map(([name, concurrency]) => ({ name, concurrency })),
-        prefetch: yield* count(what, "prefetch", options.prefetch, 50, 0),
+        prefetch: yield* count(what, "prefetch", options.prefetch, 500, 0),
         pollIntervalMillis: yield* millis(what, "pollInterval", options.pollInterval, 1_000),
         leaseMillis: yield* millis(what, "lease", options.lease, 30_000),
         retentionMillis: yield* millis(what, "retention", options.retention, 86_400_000),
@@ -148,7 +164,7 @@ export const layer = <Jobs extends Job.Any>(
       const listener = options.listen === false
         ? Effect.never
         : listen(
-          pg.config,
+          sqlPg.config,
           runner.config.store.channel,
           (payload) => runner.onNotification(payload),
           () => runner.wakeAll()

@@ -28,8 +28,8 @@ CREATE TABLE {{schema}}.jobs (
 CREATE INDEX jobs_claimable ON {{schema}}.jobs (queue, priority, run_at, id)
   WHERE state IN ('scheduled', 'available', 'retryable');
 
--- Leases to renew or rescue.
-CREATE INDEX jobs_running ON {{schema}}.jobs (locked_by, lease_expires_at) WHERE state = 'running';
+-- Leases to rescue.
+CREATE INDEX jobs_leases ON {{schema}}.jobs (lease_expires_at) WHERE state = 'running';
 
 -- At most one live job per unique key; finished jobs free the key.
 CREATE UNIQUE INDEX jobs_unique_key ON {{schema}}.jobs (unique_key)
@@ -37,8 +37,6 @@ CREATE UNIQUE INDEX jobs_unique_key ON {{schema}}.jobs (unique_key)
 
 -- Pruning and listing of finished jobs.
 CREATE INDEX jobs_finalized ON {{schema}}.jobs (finalized_at) WHERE finalized_at IS NOT NULL;
-
-CREATE INDEX jobs_queue_state ON {{schema}}.jobs (queue, state, id);
 
 CREATE TABLE {{schema}}.runners (
   id text PRIMARY KEY,

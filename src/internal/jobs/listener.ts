@@ -2,6 +2,18 @@ import type { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted, Schedule } from "effect"
 import pg from "pg"
 
+/** Settings for a `pg` connection of our own, from the `PgClient`'s configuration. */
+export const clientConfig = (config: PgClient.PgClientConfig): pg.ClientConfig => ({
+  connectionString: config.url === undefined ? undefined : Redacted.value(config.url),
+  host: config.host,
+  port: config.port,
+  database: config.database,
+  user: config.username,
+  password: config.password === undefined ? undefined : Redacted.value(config.password),
+  ssl: config.ssl,
+  application_name: config.applicationName
+})
+
 /**
  * Listens on `channel` on a connection of its own, calling `onMessage` for
  * each notification and `onConnected` after each (re)connection, so that
@@ -16,16 +28,7 @@ export const listen = (
 ): Effect.Effect<never> => {
   const connect = Effect.tryPromise({
     try: async () => {
-      const client = new pg.Client({
-        connectionString: config.url === undefined ? undefined : Redacted.value(config.url),
-        host: config.host,
-        port: config.port,
-        database: config.database,
-        user: config.username,
-        password: config.password === undefined ? undefined : Redacted.value(config.password),
-        ssl: config.ssl,
-        application_name: config.applicationName
-      })
+      const client = new pg.Client(clientConfig(config))
       // An error before `connect` settles would otherwise be unhandled.
       client.on("error", () => {})
       try {

@@ -1,4 +1,4 @@
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import {
   Cause,
   Context,
@@ -23,6 +23,7 @@ import {
 } from "effect"
 import * as DefaultServices from "effect/DefaultServices"
 import { hostname } from "node:os"
+import type pg from "pg"
 import type * as Job from "../../Job.js"
 import { JobContext } from "../../Job.js"
 import { JobTimeout, Snooze, Unrecoverable } from "../../JobError.js"
@@ -83,6 +84,8 @@ export interface RunnerConfig {
   readonly retentionMillis: number
   readonly drainMillis: number
   readonly tracing: boolean | undefined
+  /** The runner's own connections, for claims. */
+  readonly pool: pg.Pool
 }
 
 const builtInTracer = Effect.runSync(Effect.tracer)
@@ -97,7 +100,15 @@ class QueueRunner {
   readonly names: ReadonlyArray<string>
   readonly labels: ReadonlyArray<MetricLabel.MetricLabel>
 
-  constructor(readonly config: QueueConfig, readonly capacity: number, jobs: ReadonlyMap<string, Job.Any>) {
+  /**
+   * Jobs claimed ahead of free slots, adapted between 0 and `maxPrefetch`:
+   * doubled when slots ran dry before a claim, halved when claimed jobs
+   * still wait, so quick jobs come in large batches and slow ones are not hoarded.
+   */
+  prefetch: number
+
+  constructor(readonly config: QueueConfig, readonly maxPrefetch: number, jobs: ReadonlyMap<string, Job.Any>) {
+    this.prefetch = Math.min(maxPrefetch, config.concurrency)
     this.names = [...jobs.values()].filter((job) => job.queue === config.name).map((job) => job.name)
     this.labels = [MetricLabel.make("queue", config.name)]
   }
@@ -141,9 +152,31 @@ class QueueRunner {
     })
   }
 
+  get capacity(): number {
+    return this.config.concurrency + this.prefetch
+  }
+
   /** Free room for claims: slots and prefetch not taken. */
   room(): number {
     return this.capacity - this.pending.length - this.busy
+  }
+
+  /** Whether enough room is free to claim: half of it, or any when slots are idle. */
+  wantsClaim(): boolean {
+    const room = this.room()
+    return room >= Math.max(1, Math.floor(this.capacity / 2)) || (room > 0 && this.pending.length === 0)
+  }
+
+  /** Whether the last claim found fewer jobs than it asked for: only a notification or the poll wakes it then. */
+  drained = false
+
+  /** Adapts the prefetch before a claim. */
+  adapt(): void {
+    if (!this.drained && this.pending.length === 0 && this.busy < this.config.concurrency) {
+      this.prefetch = Math.min(this.maxPrefetch, Math.max(this.config.concurrency, this.prefetch * 2))
+    } else if (this.pending.length > this.prefetch / 2) {
+      this.prefetch = Math.floor(this.prefetch / 2)
+    }
   }
 }
 
@@ -195,7 +228,7 @@ export class Runner {
 
   constructor(readonly config: RunnerConfig, runtime: Runtime.Runtime<never>) {
     for (const queue of config.queues) {
-      this.queues.set(queue.name, new QueueRunner(queue, queue.concurrency + config.prefetch, config.jobs))
+      this.queues.set(queue.name, new QueueRunner(queue, config.prefetch, config.jobs))
     }
     this.runtime = Runtime.make({
       context: runtime.context,
@@ -214,38 +247,54 @@ export class Runner {
 
   // ---- claiming -------------------------------------------------------------------------------
 
-  private claim(queue: QueueRunner, limit: number): Effect.Effect<ReadonlyArray<Claimed>, SqlError> {
-    const { sql } = this
+  /**
+   * Claims up to `limit` due jobs of `queue` and hands them to its slots, at
+   * once: claimed jobs are never dropped by an interruption in between. Runs
+   * as a named prepared statement on the runner's own connections, so that it
+   * is planned once per connection rather than on every claim.
+   */
+  private claim(queue: QueueRunner, limit: number): Effect.Effect<number, SqlError> {
     const store = this.config.store
-    return sql<Claimed>`
-      UPDATE ${store.jobs} AS j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
-        locked_by = ${this.config.id}, lease_expires_at = now() + ${this.config.leaseMillis} * interval '1 millisecond'
+    const text = `
+      UPDATE ${store.quoted}.jobs AS j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
+        locked_by = $1, lease_expires_at = now() + $2 * interval '1 millisecond'
       FROM (
-        SELECT id FROM ${store.jobs}
-        WHERE queue = ${queue.config.name} AND state IN ('scheduled', 'available', 'retryable') AND run_at <= now()
-          AND name = ANY(${queue.names}::text[])
-          AND NOT EXISTS (SELECT 1 FROM ${store.queues} WHERE name = ${queue.config.name} AND paused)
+        SELECT id FROM ${store.quoted}.jobs
+        WHERE queue = $3 AND state IN ('scheduled', 'available', 'retryable') AND run_at <= now()
+          AND name = ANY($4::text[])
+          AND NOT EXISTS (SELECT 1 FROM ${store.quoted}.queues WHERE name = $3 AND paused)
         ORDER BY priority, run_at, id
-        LIMIT ${limit}
+        LIMIT $5
         FOR UPDATE SKIP LOCKED
       ) AS c
       WHERE j.id = c.id
       RETURNING j.id::text AS id, j.name, j.queue, j.payload, j.attempt, j.max_attempts AS "maxAttempts",
         j.run_at AS "runAt", j.inserted_at AS "insertedAt", j.trace_id AS "traceId", j.span_id AS "spanId"`
+    const values = [this.config.id, this.config.leaseMillis, queue.config.name, queue.names, limit]
+    const pool = this.config.pool
+    return Effect.uninterruptible(
+      Effect.tryPromise({
+        try: () => pool.query<Claimed>({ name: `effect-workers-claim:${store.schema}`, text, values }),
+        catch: (cause) => new SqlError({ cause, message: "Failed to claim jobs" })
+      }).pipe(Effect.map((result) => {
+        for (const job of result.rows) this.held.set(job.id, undefined)
+        queue.push(result.rows)
+        return result.rows.length
+      }))
+    )
   }
 
   private fetcher(queue: QueueRunner): Effect.Effect<never> {
     const self = this
-    const low = Math.max(1, Math.floor(queue.capacity / 2))
     return Effect.gen(function*() {
       let failures = 0
       while (true) {
-        const room = queue.room()
-        // Claim when at least half the room is free, or anything when idle.
-        if (room < low && !(room > 0 && queue.pending.length === 0)) {
+        if (!queue.wantsClaim()) {
           yield* queue.sleep(self.config.pollIntervalMillis)
           continue
         }
+        queue.adapt()
+        const room = queue.room()
         const claimed = yield* Effect.either(self.claim(queue, room))
         if (claimed._tag === "Left") {
           failures++
@@ -257,9 +306,8 @@ export class Runner {
           continue
         }
         failures = 0
-        for (const job of claimed.right) self.held.set(job.id, undefined)
-        queue.push(claimed.right)
-        if (claimed.right.length < room) yield* queue.sleep(self.config.pollIntervalMillis)
+        queue.drained = claimed.right < room
+        if (queue.drained) yield* queue.sleep(self.config.pollIntervalMillis)
       }
     }).pipe(Effect.annotateLogs("queue", queue.config.name))
   }
@@ -346,7 +394,7 @@ export class Runner {
         queue.busy--
         slot.current = undefined
         self.finish(outcome)
-        if (queue.room() >= Math.max(1, Math.floor(queue.capacity / 2))) queue.wake()
+        if (!queue.drained && queue.wantsClaim()) queue.wake()
       }
     })
   }
@@ -472,14 +520,26 @@ export class Runner {
     Deferred.unsafeDone(this.flushSignal, Exit.void)
   }
 
-  /** Writes the buffered outcomes in one statement; on failure they stay buffered. */
+  /**
+   * Writes the buffered outcomes: plain completions in one simple statement,
+   * the rest in another. On failure they stay buffered.
+   */
   private flush(): Effect.Effect<void, SqlError> {
     return Effect.suspend(() => {
       const batch = this.outcomes.splice(0, 5000)
       if (batch.length === 0) return Effect.void
+      const plain: Array<string> = []
+      const other: Array<Outcome> = []
+      for (const outcome of batch) {
+        if (outcome.state === "completed" && outcome.result === null) plain.push(outcome.job.id)
+        else other.push(outcome)
+      }
       const { sql } = this
       const store = this.config.store
-      return sql<{ readonly queue: string }>`
+      const completed = plain.length === 0 ? Effect.void : sql`
+        UPDATE ${store.jobs} SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
+        WHERE id = ANY(${plain}::bigint[]) AND state = 'running' AND locked_by = ${this.config.id}`
+      const rest = other.length === 0 ? Effect.void : sql`
         WITH written AS (
           UPDATE ${store.jobs} AS j SET
             state = o.state,
@@ -490,15 +550,16 @@ export class Runner {
             errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
             result = COALESCE(o.result, j.result)
           FROM unnest(
-            ${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.state)}::text[],
-            ${batch.map((o) => o.delayMillis)}::float8[], ${batch.map((o) => o.refund)}::int[],
-            ${batch.map((o) => o.error)}::jsonb[], ${batch.map((o) => o.result)}::jsonb[]
+            ${other.map((o) => o.job.id)}::bigint[], ${other.map((o) => o.state)}::text[],
+            ${other.map((o) => o.delayMillis)}::float8[], ${other.map((o) => o.refund)}::int[],
+            ${other.map((o) => o.error)}::jsonb[], ${other.map((o) => o.result)}::jsonb[]
           ) AS o(id, state, delay_ms, refund, error, result)
           WHERE j.id = o.id AND j.state = 'running' AND j.locked_by = ${this.config.id}
           RETURNING j.queue, j.state
         )
         SELECT pg_notify(${store.channel}, 'j:' || queue)
-        FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS released`.pipe(
+        FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS released`
+      return Effect.zipRight(completed, rest).pipe(
         Effect.tap(() =>
           Effect.sync(() => {
             for (const outcome of batch) this.held.delete(outcome.job.id)
@@ -576,12 +637,20 @@ export class Runner {
   }
 
   onNotification(payload: string): void {
-    if (payload.startsWith("j:")) this.queues.get(payload.slice(2))?.wake()
-    else if (payload.startsWith("c:")) this.interrupt(payload.slice(2))
+    if (payload.startsWith("j:")) {
+      const queue = this.queues.get(payload.slice(2))
+      if (queue !== undefined) {
+        queue.drained = false
+        queue.wake()
+      }
+    } else if (payload.startsWith("c:")) this.interrupt(payload.slice(2))
   }
 
   wakeAll(): void {
-    for (const queue of this.queues.values()) queue.wake()
+    for (const queue of this.queues.values()) {
+      queue.drained = false
+      queue.wake()
+    }
   }
 
   /**
@@ -631,8 +700,6 @@ export class Runner {
     const self = this
     return Effect.gen(function*() {
       yield* self.register()
-      yield* Effect.forkScoped(self.writer())
-      yield* Effect.addFinalizer(() => self.stop())
       const every = (millis: number, what: string, effect: Effect.Effect<void, SqlError>) =>
         Effect.forkScoped(
           effect.pipe(
@@ -643,7 +710,10 @@ export class Runner {
             Effect.forever
           )
         )
+      // Fibers end in the reverse order: the fetchers first, then `stop` drains, then leases and writes stop.
+      yield* Effect.forkScoped(self.writer())
       yield* every(Math.max(100, Math.floor(self.config.leaseMillis / 3)), "renewing leases", self.heartbeat())
+      yield* Effect.addFinalizer(() => self.stop())
       yield* every(Math.max(100, Math.floor(self.config.leaseMillis / 2)), "maintenance", self.maintain())
       yield* Effect.forkScoped(listen)
       for (const queue of self.queues.values()) {

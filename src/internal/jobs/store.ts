@@ -6,8 +6,11 @@ import { AttemptError, JobInfo, type JobState } from "../../Job.js"
 /** Every statement on the job tables of one schema. */
 export class Store {
   readonly channel: string
+  /** The schema as a quoted identifier, for statements written as text. */
+  readonly quoted: string
   constructor(readonly sql: SqlClient.SqlClient, readonly schema: string) {
     this.channel = `effect_workers:${schema}`
+    this.quoted = `"${schema.replaceAll("\"", "\"\"")}"`
   }
 
   get jobs() {
