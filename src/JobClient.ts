@@ -149,14 +149,16 @@ const delayMillis = (job: Job.Any, delay: Duration.DurationInput | undefined) =>
     )
 }
 
+/** Encodes the payloads, all in one go; a failure names the index of the bad payload among many. */
 const encodePayloads = <P, I>(job: Job.Job<P, I, any, any, any>, payloads: ReadonlyArray<P>) =>
-  Effect.forEach(payloads, (payload) =>
-    Schema.encode(job.payload)(payload).pipe(
-      Effect.map((encoded) => JSON.stringify(encoded)),
+  (payloads.length === 1
+    ? Effect.map(Schema.encode(job.payload)(payloads[0]), (encoded) => [encoded])
+    : Schema.encode(Schema.Array(job.payload))(payloads)).pipe(
+      Effect.map((encoded) => encoded.map((payload) => JSON.stringify(payload))),
       Effect.mapError((error) =>
         new InvalidPayload({ job: job.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
       )
-    ))
+    )
 
 /**
  * Builds the client on `SqlClient`, applying the migrations first unless

@@ -29,6 +29,23 @@ export const keys = {
   items: MetricKey.counter("effect_workers_consumer_items", {
     description: "Items handled by queue consumers, by outcome",
     incremental: true
+  }),
+  jobRuns: MetricKey.counter("effect_workers_job_runs", {
+    description: "Job runs that ended, by queue, job and outcome",
+    incremental: true
+  }),
+  jobDuration: MetricKey.histogram(
+    "effect_workers_job_duration_seconds",
+    MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
+    "Duration of job runs in seconds"
+  ),
+  jobWait: MetricKey.histogram(
+    "effect_workers_job_wait_seconds",
+    MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
+    "Time from a job's run_at to the start of its run, in seconds"
+  ),
+  jobsRunning: MetricKey.gauge("effect_workers_jobs_running", {
+    description: "Jobs running now in this process"
   })
 }
 
@@ -80,10 +97,7 @@ export const consumerItems: Metric.Metric.Counter<number> = Metric.fromMetricKey
  * @since 0.1.0
  * @category metrics
  */
-export const jobRuns: Metric.Metric.Counter<number> = Metric.counter("effect_workers_job_runs", {
-  description: "Job runs that ended, by queue, job and outcome",
-  incremental: true
-})
+export const jobRuns: Metric.Metric.Counter<number> = Metric.fromMetricKey(keys.jobRuns)
 
 /**
  * Duration of job runs in seconds, labelled by `queue`.
@@ -91,11 +105,7 @@ export const jobRuns: Metric.Metric.Counter<number> = Metric.counter("effect_wor
  * @since 0.1.0
  * @category metrics
  */
-export const jobDuration: Metric.Metric.Histogram<number> = Metric.histogram(
-  "effect_workers_job_duration_seconds",
-  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
-  "Duration of job runs in seconds"
-)
+export const jobDuration: Metric.Metric.Histogram<number> = Metric.fromMetricKey(keys.jobDuration)
 
 /**
  * Time from a job's `runAt` to the start of its run, in seconds, labelled by `queue`.
@@ -103,11 +113,7 @@ export const jobDuration: Metric.Metric.Histogram<number> = Metric.histogram(
  * @since 0.1.0
  * @category metrics
  */
-export const jobWait: Metric.Metric.Histogram<number> = Metric.histogram(
-  "effect_workers_job_wait_seconds",
-  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 18 }),
-  "Time from a job's run_at to the start of its run, in seconds"
-)
+export const jobWait: Metric.Metric.Histogram<number> = Metric.fromMetricKey(keys.jobWait)
 
 /**
  * Jobs running now in this process, labelled by `queue`.
@@ -115,6 +121,4 @@ export const jobWait: Metric.Metric.Histogram<number> = Metric.histogram(
  * @since 0.1.0
  * @category metrics
  */
-export const jobsRunning: Metric.Metric.Gauge<number> = Metric.gauge("effect_workers_jobs_running", {
-  description: "Jobs running now in this process"
-})
+export const jobsRunning: Metric.Metric.Gauge<number> = Metric.fromMetricKey(keys.jobsRunning)

@@ -8,14 +8,16 @@ import {
   ExecutionStrategy,
   Exit,
   Layer,
+  Metric,
   Option,
   Ref,
   Schedule,
   Schema,
   Scope,
-  Stream
+  Stream,
+  Tracer
 } from "effect"
-import { Job, JobClient, JobRunner, Migrations, Testing } from "effect-workers"
+import { Job, JobClient, JobRunner, Metrics, Migrations, Testing } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 
 /** The client on the test file's schema. */
@@ -245,6 +247,40 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(again.id).not.toBe(first.id)
     }))
 
+  it.scoped("100 concurrent enqueues with one unique key make one job", () =>
+    Effect.gen(function*() {
+      const Once = Job.make("once-only", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        uniqueKey: () => "the-one",
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      const results = yield* Effect.all(
+        Array.from({ length: 100 }, (_, n) => client.enqueue(Once, { n }, { delay: "1 hour" })),
+        { concurrency: 100 }
+      )
+      expect(new Set(results.map((r) => r.id)).size).toBe(1)
+      expect(results.filter((r) => r.inserted).length).toBe(1)
+      expect((yield* client.list({ name: "once-only" })).length).toBe(1)
+    }))
+
+  it.scoped("a failed attempt's next run is its backoff schedule's delay after the failure", () =>
+    Effect.gen(function*() {
+      const Later = Job.make("retried-later", {
+        payload: Schema.Struct({}),
+        backoff: Schedule.exponential("1 hour"),
+        handler: () => Effect.fail("not now")
+      })
+      const client = yield* JobClient.JobClient
+      const { id } = yield* client.enqueue(Later, {})
+      const { scope } = yield* startRunner({ jobs: [Later] })
+      const failed = yield* awaitState(id, "retryable")
+      yield* Scope.close(scope, Exit.void)
+      const delay = failed.runAt.getTime() - failed.errors[0].at.getTime()
+      expect(delay).toBeGreaterThan(3_600_000 - 5_000)
+      expect(delay).toBeLessThan(3_600_000 + 5_000)
+    }))
+
   it.scoped("a delayed job waits as scheduled, then runs", () =>
     Effect.gen(function*() {
       const Later = Job.make("later", { payload: Schema.Struct({}), handler: () => Effect.void })
@@ -416,6 +452,63 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(runs.size).toBe(2000)
       expect([...runs.values()].every((n) => n === 1)).toBe(true)
       expect(peak).toBeLessThanOrEqual(4)
+    }))
+
+  it.scoped("a run is a span linked to the span that enqueued it, and is counted in the job metrics", () =>
+    Effect.gen(function*() {
+      const ended: Array<{ name: string; spanId: string; links: ReadonlyArray<string>; job: unknown }> = []
+      let ids = 0
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, _startTime, kind) => {
+          const attributes = new Map<string, unknown>()
+          const spanId = `span-${++ids}`
+          return {
+            _tag: "Span",
+            name,
+            spanId,
+            traceId: "trace-1",
+            parent,
+            context,
+            status: { _tag: "Started", startTime: 0n },
+            attributes,
+            links,
+            sampled: true,
+            kind,
+            end: () =>
+              void ended.push({
+                name,
+                spanId,
+                links: links.map((link) => link.span.spanId),
+                job: attributes.get("effect_workers.job.name")
+              }),
+            attribute: (key, value) => void attributes.set(key, value),
+            event: () => undefined,
+            addLinks: () => undefined
+          }
+        },
+        context: (f) => f()
+      })
+      const Traced = Job.make("traced-job", { payload: Schema.Struct({}), queue: "traced", handler: () => Effect.void })
+      const client = yield* JobClient.JobClient
+      const { scope } = yield* startRunner({ jobs: [Traced] }).pipe(Effect.withTracer(tracer))
+      const { id } = yield* client.enqueue(Traced, {}).pipe(
+        Effect.withSpan("handle-request"),
+        Effect.withTracer(tracer)
+      )
+      yield* awaitState(id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      const request = ended.find((span) => span.name === "handle-request")!
+      const run = ended.find((span) => span.name === "effect_workers.job.run")!
+      expect(run.job).toBe("traced-job")
+      expect(run.links).toEqual([request.spanId])
+      const completed = yield* Metric.value(
+        Metrics.jobRuns.pipe(
+          Metric.tagged("queue", "traced"),
+          Metric.tagged("job", "traced-job"),
+          Metric.tagged("outcome", "completed")
+        )
+      )
+      expect(completed.count).toBe(1)
     }))
 
   it.scoped("runner events report what happened", () =>

@@ -9,6 +9,10 @@ import {
   Fiber,
   FiberId,
   FiberRefs,
+  Metric,
+  type MetricHook,
+  MetricKey,
+  type MetricKeyType,
   MetricLabel,
   Option,
   PubSub,
@@ -90,6 +94,13 @@ export interface RunnerConfig {
 
 const builtInTracer = Effect.runSync(Effect.tracer)
 
+type Hook = MetricHook.MetricHook<number, unknown>
+
+const hookOf = (
+  key: MetricKey.MetricKey<MetricKeyType.MetricKeyType<number, unknown>>,
+  labels: ReadonlyArray<MetricLabel.MetricLabel>
+): Hook => Metric.globalMetricRegistry.get(MetricKey.taggedWithLabels(key, labels)) as Hook
+
 /** State of one queue in this runner. */
 class QueueRunner {
   readonly pending: Array<Claimed> = []
@@ -98,7 +109,10 @@ class QueueRunner {
   private wakeSignal = Deferred.unsafeMake<void>(FiberId.none)
   private waiters: Array<Deferred.Deferred<Claimed | undefined>> = []
   readonly names: ReadonlyArray<string>
-  readonly labels: ReadonlyArray<MetricLabel.MetricLabel>
+  /** Metric hooks of the queue, looked up once: a lookup hashes the key and its labels. */
+  readonly running: Hook
+  readonly duration: Hook
+  readonly wait: Hook
 
   /**
    * Jobs claimed ahead of free slots, adapted between 0 and `maxPrefetch`:
@@ -110,7 +124,10 @@ class QueueRunner {
   constructor(readonly config: QueueConfig, readonly maxPrefetch: number, jobs: ReadonlyMap<string, Job.Any>) {
     this.prefetch = Math.min(maxPrefetch, config.concurrency)
     this.names = [...jobs.values()].filter((job) => job.queue === config.name).map((job) => job.name)
-    this.labels = [MetricLabel.make("queue", config.name)]
+    const labels = [MetricLabel.make("queue", config.name)]
+    this.running = hookOf(Metrics.keys.jobsRunning, labels)
+    this.duration = hookOf(Metrics.keys.jobDuration, labels)
+    this.wait = hookOf(Metrics.keys.jobWait, labels)
   }
 
   wake(): void {
@@ -362,7 +379,7 @@ export class Runner {
         slot.current = undefined
         queue.busy--
         this.running.delete(job.id)
-        Metrics.jobsRunning.unsafeUpdate(-1, queue.labels)
+        queue.running.update(-1)
         if (this.cancelled.delete(job.id)) {
           this.held.delete(job.id)
           this.record(job, "cancelled")
@@ -387,9 +404,9 @@ export class Runner {
         queue.busy++
         self.running.set(job.id, slot)
         self.held.set(job.id, slot)
-        Metrics.jobsRunning.unsafeUpdate(1, queue.labels)
+        queue.running.update(1)
         const outcome = yield* self.run(job, queue)
-        Metrics.jobsRunning.unsafeUpdate(-1, queue.labels)
+        queue.running.update(-1)
         self.running.delete(job.id)
         queue.busy--
         slot.current = undefined
@@ -402,7 +419,7 @@ export class Runner {
   private run(job: Claimed, queue: QueueRunner): Effect.Effect<Outcome> {
     const definition = this.config.jobs.get(job.name)!
     const started = Date.now()
-    Metrics.jobWait.unsafeUpdate(Math.max(0, started - job.runAt.getTime()) / 1000, queue.labels)
+    queue.wait.update(Math.max(0, started - job.runAt.getTime()) / 1000)
     this.publish({ _tag: "Started", job })
     const decoded = Schema.decodeUnknownEither(definition.payload)(job.payload)
     if (decoded._tag === "Left") {
@@ -438,7 +455,7 @@ export class Runner {
     }
     return Effect.flatMap(Effect.exit(handler), (exit) => {
       const ended = Date.now()
-      Metrics.jobDuration.unsafeUpdate((ended - started) / 1000, queue.labels)
+      queue.duration.update((ended - started) / 1000)
       if (Exit.isSuccess(exit)) {
         this.record(job, "completed")
         this.publish({ _tag: "Succeeded", job, durationMillis: ended - started })
@@ -501,12 +518,20 @@ export class Runner {
     )
   }
 
+  private readonly runHooks = new Map<string, Hook>()
+
   private record(job: Claimed, outcome: string): void {
-    Metrics.jobRuns.unsafeUpdate(1, [
-      MetricLabel.make("queue", job.queue),
-      MetricLabel.make("job", job.name),
-      MetricLabel.make("outcome", outcome)
-    ])
+    const key = `${job.queue}\u0000${job.name}\u0000${outcome}`
+    let hook = this.runHooks.get(key)
+    if (hook === undefined) {
+      hook = hookOf(Metrics.keys.jobRuns, [
+        MetricLabel.make("queue", job.queue),
+        MetricLabel.make("job", job.name),
+        MetricLabel.make("outcome", outcome)
+      ])
+      this.runHooks.set(key, hook)
+    }
+    hook.update(1)
   }
 
   private publish(event: JobEvent): void {
