@@ -6,23 +6,19 @@ import { JobClient, Testing } from "effect-workers"
 import * as DurableMessageQueue from "../examples/durable-message-queue.js"
 import * as HangfireJobs from "../examples/hangfire-jobs.js"
 import * as TestDatabase from "./support/database.js"
+import { eventually } from "./support/eventually.js"
 
 const ClientLive = Layer.unwrapEffect(
   Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema }))
 )
 
-/** Polls the job until it is in `state`, for at most 15 s. */
+/** Polls the job until it is in `state`. */
 const awaitState = (id: string, state: string) =>
-  Effect.gen(function*() {
-    const client = yield* JobClient.JobClient
-    const deadline = Date.now() + 15_000
-    while (true) {
-      const job = Option.getOrThrow(yield* client.get(id))
-      if (job.state === state) return job
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`job ${id} is ${job.state}, not ${state}`)
-      yield* Effect.sleep("20 millis")
-    }
-  })
+  eventually(
+    Effect.flatMap(JobClient.JobClient, (client) => Effect.map(client.get(id), Option.getOrThrow)),
+    (job) => job.state === state,
+    `job ${id} to be ${state}`
+  )
 
 layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("job examples", (it) => {
   it.scoped("Hangfire: the controller enqueues the email and answers its id; the email is retried once, then sent", () =>

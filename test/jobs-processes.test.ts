@@ -10,6 +10,7 @@ import { Job, JobClient } from "effect-workers"
 import { fileURLToPath } from "node:url"
 import * as Children from "./support/children.js"
 import * as TestDatabase from "./support/database.js"
+import { eventually } from "./support/eventually.js"
 
 const fixture = fileURLToPath(new URL("./fixtures/job-runner-child.ts", import.meta.url))
 
@@ -56,20 +57,6 @@ const stop = (child: Children.Child) =>
     yield* child.kill("SIGTERM")
     const exit = yield* child.exit
     expect(exit, yield* child.output).toEqual({ code: 0, signal: null })
-  })
-
-/** Polls `query` until `done` holds, for at most `seconds`. */
-const eventually = <A, E, R>(query: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string, seconds = 30) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + seconds * 1000
-    while (true) {
-      const value = yield* query
-      if (done(value)) return value
-      if (Date.now() > deadline) {
-        return yield* Effect.dieMessage(`timed out waiting for ${what}: ${JSON.stringify(value)}`)
-      }
-      yield* Effect.sleep("50 millis")
-    }
   })
 
 const countByState = Effect.gen(function*() {

@@ -14,30 +14,17 @@ import {
   Schedule,
   Schema,
   Scope,
-  Stream,
-  Tracer
+  Stream
 } from "effect"
 import { Job, JobClient, JobRunner, Metrics, Migrations, Testing } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
+import { eventually } from "./support/eventually.js"
+import { recordingTracer } from "./support/tracer.js"
 
 /** The client on the test file's schema. */
 const ClientLive = Layer.unwrapEffect(
   Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema }))
 )
-
-/** Polls `get` until `done` holds, for at most 15 s. */
-const eventually = <A, E, R>(get: Effect.Effect<A, E, R>, done: (a: A) => boolean, what: string) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + 15_000
-    while (true) {
-      const value = yield* get
-      if (done(value)) return value
-      if (Date.now() > deadline) {
-        return yield* Effect.dieMessage(`timed out waiting for ${what}: ${JSON.stringify(value)}`)
-      }
-      yield* Effect.sleep("20 millis")
-    }
-  })
 
 const jobState = (id: string) =>
   Effect.flatMap(
@@ -456,38 +443,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
 
   it.scoped("a run is a span linked to the span that enqueued it, and is counted in the job metrics", () =>
     Effect.gen(function*() {
-      const ended: Array<{ name: string; spanId: string; links: ReadonlyArray<string>; job: unknown }> = []
-      let ids = 0
-      const tracer = Tracer.make({
-        span: (name, parent, context, links, _startTime, kind) => {
-          const attributes = new Map<string, unknown>()
-          const spanId = `span-${++ids}`
-          return {
-            _tag: "Span",
-            name,
-            spanId,
-            traceId: "trace-1",
-            parent,
-            context,
-            status: { _tag: "Started", startTime: 0n },
-            attributes,
-            links,
-            sampled: true,
-            kind,
-            end: () =>
-              void ended.push({
-                name,
-                spanId,
-                links: links.map((link) => link.span.spanId),
-                job: attributes.get("effect_workers.job.name")
-              }),
-            attribute: (key, value) => void attributes.set(key, value),
-            event: () => undefined,
-            addLinks: () => undefined
-          }
-        },
-        context: (f) => f()
-      })
+      const { ended, tracer } = recordingTracer()
       const Traced = Job.make("traced-job", { payload: Schema.Struct({}), queue: "traced", handler: () => Effect.void })
       const client = yield* JobClient.JobClient
       const { scope } = yield* startRunner({ jobs: [Traced] }).pipe(Effect.withTracer(tracer))
@@ -499,7 +455,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       yield* Scope.close(scope, Exit.void)
       const request = ended.find((span) => span.name === "handle-request")!
       const run = ended.find((span) => span.name === "effect_workers.job.run")!
-      expect(run.job).toBe("traced-job")
+      expect(run.attributes.get("effect_workers.job.name")).toBe("traced-job")
       expect(run.links).toEqual([request.spanId])
       const completed = yield* Metric.value(
         Metrics.jobRuns.pipe(

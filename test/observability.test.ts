@@ -1,49 +1,18 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Ref, Schedule, Tracer } from "effect"
+import { Cause, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Ref, Schedule } from "effect"
 import { Host, Metrics, Testing, Worker } from "../src/index.js"
-
-/** A tracer that keeps every ended span, as an exporter would receive them. */
-const recordingTracer = Effect.gen(function*() {
-  const ended = yield* Ref.make<Array<{ name: string; attributes: ReadonlyMap<string, unknown>; exit: string }>>([])
-  let ids = 0
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, _startTime, kind) => {
-      const attributes = new Map<string, unknown>()
-      const span: Tracer.Span = {
-        _tag: "Span",
-        name,
-        spanId: `span-${++ids}`,
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime: 0n },
-        attributes,
-        links,
-        sampled: true,
-        kind,
-        end: (_endTime, exit) =>
-          Effect.runSync(Ref.update(ended, (xs) => [...xs, { name, attributes, exit: exit._tag }])),
-        attribute: (key, value) => void attributes.set(key, value),
-        event: () => undefined,
-        addLinks: () => undefined
-      }
-      return span
-    },
-    context: (f) => f()
-  })
-  return { tracer, ended }
-})
+import { recordingTracer } from "./support/tracer.js"
 
 describe("spans", () => {
   it.scoped("records a span per iteration when a tracer is installed", () =>
     Effect.gen(function*() {
-      const { ended, tracer } = yield* recordingTracer
+      const { ended, tracer } = recordingTracer()
       const registry = yield* Testing.start(
         Worker.make("traced", Effect.void, { schedule: Schedule.spaced("1 second") })
       ).pipe(Effect.withTracer(tracer))
       yield* Testing.advance("1 second")
       yield* registry.awaitStatus("traced", (s) => s.iterations >= 2)
-      const spans = (yield* Ref.get(ended)).filter((s) => s.name === "effect_workers.worker.iteration")
+      const spans = ended.filter((s) => s.name === "effect_workers.worker.iteration")
       assert.isAtLeast(spans.length, 2)
       assert.strictEqual(spans[0].attributes.get("effect_workers.worker"), "traced")
       assert.strictEqual(spans[0].exit, "Success")
@@ -51,12 +20,12 @@ describe("spans", () => {
 
   it.scoped("records no span when tracing is off", () =>
     Effect.gen(function*() {
-      const { ended, tracer } = yield* recordingTracer
+      const { ended, tracer } = recordingTracer()
       const registry = yield* Testing.start(Worker.make("quiet", Effect.void, { tracing: false })).pipe(
         Effect.withTracer(tracer)
       )
       yield* registry.awaitStatus("quiet", (s) => s.state === "stopped")
-      assert.deepStrictEqual(yield* Ref.get(ended), [])
+      assert.deepStrictEqual(ended, [])
     }))
 })
 

@@ -653,8 +653,12 @@ export class Runner {
     })
   }
 
-  /** Interrupts the run of job `id` if this runner runs it. */
+  /** Interrupts the run of job `id` if this runner runs it; one claimed but not started is dropped. */
   interrupt(id: string): void {
+    if (this.held.has(id) && this.held.get(id) === undefined) {
+      this.held.delete(id)
+      return
+    }
     const slot = this.running.get(id)
     if (slot === undefined || slot.current?.id !== id || slot.fiber === undefined) return
     this.cancelled.add(id)

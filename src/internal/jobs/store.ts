@@ -101,6 +101,14 @@ export const insert = (
   keys: ReadonlyArray<string | null>
 ): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly uniqueKey: string | null }>, SqlError> => {
   const { sql } = store
+  // The payloads go as one JSON array: cheaper to send and parse than an array of jsonb values.
+  const payloadArray = `[${payloads.join(",")}]`
+  const rows = keys.every((key) => key === null)
+    ? sql`(SELECT value AS payload, NULL::text AS key, ord
+        FROM jsonb_array_elements(${payloadArray}::jsonb) WITH ORDINALITY AS e(value, ord)) AS p`
+    : sql`(SELECT e.value AS payload, k.key, e.ord
+        FROM jsonb_array_elements(${payloadArray}::jsonb) WITH ORDINALITY AS e(value, ord)
+        JOIN unnest(${keys}::text[]) WITH ORDINALITY AS k(key, ord) ON k.ord = e.ord) AS p`
   return sql<{ readonly id: string; readonly uniqueKey: string | null }>`
     WITH due AS (
       SELECT COALESCE(${job.runAt ?? null}::timestamptz, now() + ${job.delayMillis} * interval '1 millisecond') AS at
@@ -109,14 +117,15 @@ export const insert = (
       SELECT ${job.name}, ${job.queue}, p.payload,
         CASE WHEN due.at > now() THEN 'scheduled' ELSE 'available' END,
         ${job.priority}, ${job.maxAttempts}, due.at, p.key, ${job.traceId}, ${job.spanId}
-      FROM due, unnest(${payloads}::jsonb[], ${keys}::text[]) WITH ORDINALITY AS p(payload, key, ord)
+      FROM due, ${rows}
       ORDER BY p.ord
       ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ${sql.literal(liveStatesSql)} DO NOTHING
-      RETURNING id, unique_key, state
+      RETURNING id, unique_key
     ), notified AS (
-      SELECT pg_notify(${store.channel}, ${`j:${job.queue}`})
-      WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'available')
+      SELECT pg_notify(${store.channel}, ${`j:${job.queue}`}) FROM due
+      WHERE due.at <= now() AND EXISTS (SELECT 1 FROM inserted)
     )
+    -- Ids grow in insertion order, which is the payloads' order.
     SELECT id::text AS id, unique_key AS "uniqueKey" FROM inserted, (SELECT count(*) FROM notified) AS n ORDER BY id`
 }
 
