@@ -186,6 +186,16 @@ export const make = (
         if (job.invalid !== undefined) return yield* job.invalid
         const encoded = yield* encodePayloads(job, payloads)
         const delay = yield* delayMillis(job, options.delay)
+        if (options.runAt !== undefined && Number.isNaN(options.runAt.getTime())) {
+          return yield* new InvalidJobOptions({ job: job.name, option: "runAt", reason: "is an invalid Date" })
+        }
+        if (options.priority !== undefined && !Number.isSafeInteger(options.priority)) {
+          return yield* new InvalidJobOptions({
+            job: job.name,
+            option: "priority",
+            reason: `must be an integer, got ${options.priority}`
+          })
+        }
         const span = yield* Effect.option(Effect.currentSpan)
         const keys = payloads.map(key)
         const newJob: Store.NewJob = {
@@ -223,7 +233,17 @@ export const make = (
           for (const row of retried) byKey.set(row.uniqueKey!, { id: row.id, inserted: true })
         }
         let next = 0
-        return keys.map((k) => k === null ? unkeyed[next++] : byKey.get(k)!)
+        const seen = new Set<string>()
+        return keys.map((k) => {
+          if (k === null) return unkeyed[next++]
+          const enqueued = byKey.get(k)
+          // Only a key whose holder kept ending between rounds is left; that needs five losing races in a row.
+          if (enqueued === undefined) throw new Error(`enqueue: no live job holds the unique key "${k}" after 5 rounds`)
+          // A key given twice in one call makes one job: the later payloads get it, not inserted.
+          const first = !seen.has(k)
+          seen.add(k)
+          return first ? enqueued : { id: enqueued.id, inserted: false }
+        })
       })
 
     const found = (id: string): Effect.Effect<JobInfo, JobNotFound | SqlError> =>

@@ -6,8 +6,9 @@
 import { Data, type Duration, Schema } from "effect"
 
 /**
- * A job definition or runner option that cannot work (a `maxAttempts` of 0,
- * an empty queue name, two definitions with one name).
+ * A job definition, enqueue or runner option that cannot work (a
+ * `maxAttempts` of 0, an empty queue name, two definitions with one name).
+ * `job` is empty for an option of the runner itself.
  *
  * @since 0.1.0
  * @category errors
@@ -18,7 +19,8 @@ export class InvalidJobOptions extends Schema.TaggedError<InvalidJobOptions>()("
   reason: Schema.String
 }) {
   override get message(): string {
-    return `Job "${this.job}": option "${this.option}" ${this.reason}`
+    const subject = this.job === "" ? "JobRunner" : `Job "${this.job}"`
+    return `${subject}: option "${this.option}" ${this.reason}`
   }
 }
 

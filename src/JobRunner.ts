@@ -121,7 +121,7 @@ export const layer = <Jobs extends Job.Any>(
   Layer.scoped(
     JobRunner,
     Effect.gen(function*() {
-      const what = "(runner)"
+      const what = ""
       const jobs = new Map<string, Job.Any>()
       for (const job of options.jobs) {
         if (job.invalid !== undefined) return yield* job.invalid
@@ -141,7 +141,12 @@ export const layer = <Jobs extends Job.Any>(
       const runtime = yield* Effect.runtime<never>()
       const pool = yield* Effect.acquireRelease(
         Effect.sync(() => {
-          const pool = new pg.Pool({ ...clientConfig(sqlPg.config), max: Math.max(1, queues.size) })
+          const pool = new pg.Pool({
+            ...clientConfig(sqlPg.config),
+            max: Math.max(1, queues.size),
+            // A claim stuck on a cut-off connection fails, and is tried again, instead of hanging its queue.
+            query_timeout: 60_000
+          })
           // A claim does not wait for its commit to reach the disk: if the server crashes right after, the
           // claim is lost and its job runs again, which at-least-once delivery allows. It saves a flush per claim.
           pool.on("connect", (client) => {
@@ -151,7 +156,8 @@ export const layer = <Jobs extends Job.Any>(
           pool.on("error", () => {})
           return pool
         }),
-        (pool) => Effect.promise(() => pool.end().catch(() => {})).pipe(Effect.timeoutOption("2 seconds"))
+        (pool) =>
+          Effect.promise(() => pool.end().catch(() => {})).pipe(Effect.interruptible, Effect.timeoutOption("2 seconds"))
       )
       const runner = new Runner({
         id: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,

@@ -63,9 +63,10 @@ export interface Options {
 /** `schema` as a quoted SQL identifier. */
 export const quoteIdentifier = (name: string): string => `"${name.replaceAll("\"", "\"\"")}"`
 
+/** Notifications go on a channel named after the schema, and channel names have at most 63 bytes. */
 const validSchema = (schema: string): Effect.Effect<string, MigrationError> =>
-  schema.length === 0 || schema.length > 63
-    ? Effect.fail(new MigrationError({ schema, reason: "a schema name must have 1 to 63 characters" }))
+  schema.length === 0 || Buffer.byteLength(schema) > 48
+    ? Effect.fail(new MigrationError({ schema, reason: "a schema name must have 1 to 48 bytes" }))
     : Effect.succeed(schema)
 
 const appliedVersion = (sql: SqlClient.SqlClient, schema: string) =>
@@ -132,8 +133,16 @@ export const check = (options: Options = {}): Effect.Effect<void, MigrationError
   Effect.gen(function*() {
     const schema = yield* validSchema(options.schema ?? defaultSchema)
     const sql = yield* SqlClient.SqlClient
+    // A missing schema or table means nothing was applied; any other failure is reported as it is.
     const current = yield* appliedVersion(sql, schema).pipe(
-      Effect.catchTag("SqlError", () => Effect.succeed(0))
+      Effect.catchTag("SqlError", (error) => {
+        const code = (error.cause as { readonly code?: unknown } | undefined)?.code
+        return code === "42P01" || code === "3F000"
+          ? Effect.succeed(0)
+          : Effect.fail(
+            new MigrationError({ schema, reason: `reading the schema version failed: ${String(error.cause)}` })
+          )
+      })
     )
     if (current > latestVersion) return yield* tooNew(schema, current)
     if (current < latestVersion) {

@@ -83,7 +83,11 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
         yield* createRuns
         const client = yield* JobClient.JobClient
         yield* client.enqueueMany(Work, Array.from({ length: 10_000 }, (_, n) => ({ n })))
-        const runners = yield* Effect.all([startRunner("a"), startRunner("b"), startRunner("c")], { concurrency: 3 })
+        // A lease of 10 s: on a loaded machine, a runner starved of CPU for 2 s would rightly lose its jobs.
+        const env = { LEASE: "10 seconds" }
+        const runners = yield* Effect.all([startRunner("a", env), startRunner("b", env), startRunner("c", env)], {
+          concurrency: 3
+        })
         yield* eventually(countByState, (counts) => counts.completed === 10_000, "10,000 completed jobs", 90)
         yield* Effect.forEach(runners, stop, { concurrency: 3 })
         const started = yield* runs("started")

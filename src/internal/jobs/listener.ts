@@ -1,5 +1,5 @@
 import type { PgClient } from "@effect/sql-pg"
-import { Effect, Redacted, Schedule } from "effect"
+import { Duration, Effect, Redacted, Schedule } from "effect"
 import pg from "pg"
 
 /** Settings for a `pg` connection of our own, from the `PgClient`'s configuration. */
@@ -11,7 +11,9 @@ export const clientConfig = (config: PgClient.PgClientConfig): pg.ClientConfig =
   user: config.username,
   password: config.password === undefined ? undefined : Redacted.value(config.password),
   ssl: config.ssl,
-  application_name: config.applicationName
+  application_name: config.applicationName,
+  // Connecting must not hang a shutdown or a reconnection forever.
+  connectionTimeoutMillis: config.connectTimeout === undefined ? 10_000 : Duration.toMillis(config.connectTimeout)
 })
 
 /**
@@ -61,7 +63,8 @@ export const listen = (
           onConnected()
         })
       ),
-    (client) => Effect.promise(() => client.end().catch(() => {})).pipe(Effect.timeoutOption("1 second"))
+    (client) =>
+      Effect.promise(() => client.end().catch(() => {})).pipe(Effect.interruptible, Effect.timeoutOption("1 second"))
   )
   return session.pipe(
     Effect.tapError((error) =>

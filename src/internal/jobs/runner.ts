@@ -123,7 +123,8 @@ class QueueRunner {
 
   constructor(readonly config: QueueConfig, readonly maxPrefetch: number, jobs: ReadonlyMap<string, Job.Any>) {
     this.prefetch = Math.min(maxPrefetch, config.concurrency)
-    this.names = [...jobs.values()].filter((job) => job.queue === config.name).map((job) => job.name)
+    // Every job this runner knows, in every queue it serves: enqueueing can put a job in another queue.
+    this.names = [...jobs.keys()]
     const labels = [MetricLabel.make("queue", config.name)]
     this.running = hookOf(Metrics.keys.jobsRunning, labels)
     this.duration = hookOf(Metrics.keys.jobDuration, labels)
@@ -162,9 +163,13 @@ class QueueRunner {
       const waiter = Deferred.unsafeMake<Claimed | undefined>(FiberId.none)
       this.waiters.push(waiter)
       return Effect.onInterrupt(Deferred.await(waiter), () =>
-        Effect.sync(() => {
+        Effect.flatMap(Deferred.poll(waiter), (handed) => {
           const index = this.waiters.indexOf(waiter)
           if (index >= 0) this.waiters.splice(index, 1)
+          // Handed a job just as it was interrupted: the job goes back, first in line.
+          return Option.isNone(handed) ? Effect.void : Effect.map(handed.value, (job) => {
+            if (job !== undefined) this.pending.unshift(job)
+          })
         }))
     })
   }
@@ -201,6 +206,8 @@ class QueueRunner {
 interface Slot {
   current: Claimed | undefined
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /** Why its run was interrupted, when it was not for shutdown. */
+  abandoned: "cancelled" | "lost" | undefined
 }
 
 const backoffDelay = (
@@ -221,22 +228,43 @@ const backoffDelay = (
     return Option.some(delay)
   })
 
+/** A failure caused by the values sent (SQLSTATE class 22), not by the connection or the server. */
+const isDataError = (error: SqlError): boolean => {
+  const code = (error.cause as { readonly code?: unknown } | undefined)?.code
+  return typeof code === "string" && code.startsWith("22")
+}
+
 /** A database failure in one line: the driver's message is not among its enumerable fields. */
 const sqlText = (error: SqlError): string => {
   const cause = error.cause
   return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message
 }
 
-const errorJson = (attempt: number, cause: Cause.Cause<unknown>) =>
-  JSON.stringify({ attempt, at: new Date().toISOString(), message: causeText(cause), cause: Cause.pretty(cause) })
+/** JSON text PostgreSQL's `jsonb` accepts: it refuses the escaped NUL character. */
+const jsonText = (value: unknown): string => JSON.stringify(value).replaceAll("\\u0000", "\\ufffd")
+
+const errorJson = (attempt: number, cause: Cause.Cause<unknown>, why?: string) =>
+  jsonText({
+    attempt,
+    at: new Date().toISOString(),
+    message: why === undefined ? causeText(cause) : `${why}: ${causeText(cause)}`,
+    cause: Cause.pretty(cause)
+  })
+
+/** Delays are kept below 10 years, which PostgreSQL's intervals and timestamps hold. */
+const maxDelayMillis = 10 * 365 * 86_400_000
+const clampDelay = (millis: number) =>
+  Number.isFinite(millis) ? Math.min(Math.max(0, millis), maxDelayMillis) : maxDelayMillis
 
 /** The job runner of one process: claims, runs, records, renews leases, rescues. */
 export class Runner {
   readonly events = Effect.runSync(PubSub.unbounded<JobEvent>())
   private readonly queues = new Map<string, QueueRunner>()
-  private readonly held = new Map<string, Slot | undefined>()
+  /** Jobs claimed and not yet written, by id: the claim's attempt, and the slot running it once started. */
+  private readonly held = new Map<string, { readonly attempt: number; slot: Slot | undefined }>()
+  /** Runs that are no longer this runner's (rescued, claimed again, cancelled): their slot writes nothing. */
+  private readonly writing = Effect.unsafeMakeSemaphore(1)
   private readonly running = new Map<string, Slot>()
-  private readonly cancelled = new Set<string>()
   private outcomes: Array<Outcome> = []
   private flushSignal = Deferred.unsafeMake<void>(FiberId.none)
   private stopping = false
@@ -294,7 +322,12 @@ export class Runner {
         try: () => pool.query<Claimed>({ name: `effect-workers-claim:${store.schema}`, text, values }),
         catch: (cause) => new SqlError({ cause, message: "Failed to claim jobs" })
       }).pipe(Effect.map((result) => {
-        for (const job of result.rows) this.held.set(job.id, undefined)
+        for (const job of result.rows) {
+          // Claimed again after a rescue while an old run of it still goes on here: that run is stale.
+          const old = this.held.get(job.id)
+          if (old?.slot !== undefined) this.abandon(old.slot, "lost")
+          this.held.set(job.id, { attempt: job.attempt, slot: undefined })
+        }
         queue.push(result.rows)
         return result.rows.length
       }))
@@ -333,7 +366,7 @@ export class Runner {
 
   /** Runs a slot fiber for `queue`; a slot interrupted (a cancelled job) is replaced. */
   private startSlot(queue: QueueRunner): void {
-    const slot: Slot = { current: undefined, fiber: undefined }
+    const slot: Slot = { current: undefined, fiber: undefined, abandoned: undefined }
     const context: Job.Context = {
       get id() {
         return slot.current!.id
@@ -361,7 +394,7 @@ export class Runner {
         if (job === undefined) return Effect.void
         return Effect.asVoid(
           this.sql`UPDATE ${this.config.store.jobs} SET progress = ${JSON.stringify(value ?? null)}::jsonb
-            WHERE id = ${job.id}::bigint AND locked_by = ${this.config.id}`
+            WHERE id = ${job.id}::bigint AND attempt = ${job.attempt} AND locked_by = ${this.config.id}`
         )
       }
     }
@@ -378,12 +411,15 @@ export class Runner {
       if (job !== undefined) {
         slot.current = undefined
         queue.busy--
-        this.running.delete(job.id)
+        if (this.running.get(job.id) === slot) this.running.delete(job.id)
         queue.running.update(-1)
-        if (this.cancelled.delete(job.id)) {
-          this.held.delete(job.id)
-          this.record(job, "cancelled")
-          this.publish({ _tag: "Cancelled", job })
+        const reason = slot.abandoned
+        if (reason !== undefined) {
+          if (this.held.get(job.id)?.slot === slot) this.held.delete(job.id)
+          if (reason === "cancelled") {
+            this.record(job, "cancelled")
+            this.publish({ _tag: "Cancelled", job })
+          }
         } else {
           this.finish({ job, state: "available", delayMillis: null, refund: 1, error: null, result: null })
           this.publish({ _tag: "Released", job })
@@ -397,17 +433,23 @@ export class Runner {
     const self = this
     return Effect.gen(function*() {
       while (true) {
+        // An interruption on its way (its run was abandoned) must not land on the next job.
+        if (slot.abandoned !== undefined) return
         const job = yield* queue.take()
         if (job === undefined) return
-        if (!self.held.has(job.id)) continue // lost its lease meanwhile
+        const held = self.held.get(job.id)
+        if (held === undefined || held.attempt !== job.attempt) continue // cancelled or lost meanwhile
         slot.current = job
         queue.busy++
         self.running.set(job.id, slot)
-        self.held.set(job.id, slot)
+        held.slot = slot
         queue.running.update(1)
-        const outcome = yield* self.run(job, queue)
+        // A defect after the handler (a result that cannot be stored, a backoff that throws) is a failed attempt.
+        const outcome = yield* self.run(job, queue).pipe(
+          Effect.catchAllCause((cause) => Effect.succeed(self.broken(job, cause)))
+        )
         queue.running.update(-1)
-        self.running.delete(job.id)
+        if (self.running.get(job.id) === slot) self.running.delete(job.id)
         queue.busy--
         slot.current = undefined
         self.finish(outcome)
@@ -459,28 +501,52 @@ export class Runner {
       if (Exit.isSuccess(exit)) {
         this.record(job, "completed")
         this.publish({ _tag: "Succeeded", job, durationMillis: ended - started })
-        return Effect.succeed(this.completed(job, definition, exit.value))
+        return this.completed(job, definition, exit.value)
       }
       return this.failed(job, definition, exit.cause)
     })
   }
 
-  private completed(job: Claimed, definition: Job.Any, value: unknown): Outcome {
+  private completed(job: Claimed, definition: Job.Any, value: unknown): Effect.Effect<Outcome> {
     let result: string | null = null
+    let problem: string | undefined
     if (definition.result !== undefined) {
       const encoded = Schema.encodeEither(definition.result)(value)
-      if (encoded._tag === "Right") result = JSON.stringify(encoded.right)
+      if (encoded._tag === "Right") {
+        try {
+          result = jsonText(encoded.right)
+        } catch (error) {
+          problem = String(error)
+        }
+      } else {
+        problem = encoded.left.message
+      }
     }
-    return { job, state: "completed", delayMillis: null, refund: 0, error: null, result }
+    const outcome: Outcome = { job, state: "completed", delayMillis: null, refund: 0, error: null, result }
+    return problem === undefined
+      ? Effect.succeed(outcome)
+      : Effect.as(
+        Effect.logWarning(`Job "${job.name}" ${job.id} completed; its result cannot be stored: ${problem}`),
+        outcome
+      )
+  }
+
+  /** A failure outside the handler (in recording its outcome): a failed attempt, retried in a minute. */
+  private broken(job: Claimed, cause: Cause.Cause<unknown>): Outcome {
+    if (job.attempt >= job.maxAttempts) return this.discard(job, cause)
+    this.record(job, "failed")
+    return {
+      job,
+      state: "retryable",
+      delayMillis: 60_000,
+      refund: 0,
+      error: errorJson(job.attempt, cause),
+      result: null
+    }
   }
 
   private discard(job: Claimed, cause: Cause.Cause<unknown>, why?: string): Outcome {
-    const error = why === undefined ? errorJson(job.attempt, cause) : JSON.stringify({
-      attempt: job.attempt,
-      at: new Date().toISOString(),
-      message: `${why}: ${causeText(cause)}`,
-      cause: Cause.pretty(cause)
-    })
+    const error = errorJson(job.attempt, cause, why)
     this.record(job, "discarded")
     this.publish({ _tag: "Discarded", job, error: causeText(cause) })
     return { job, state: "discarded", delayMillis: null, refund: 0, error, result: null }
@@ -489,7 +555,7 @@ export class Runner {
   private failed(job: Claimed, definition: Job.Any, cause: Cause.Cause<unknown>): Effect.Effect<Outcome> {
     const failure = Cause.failureOption(cause)
     if (Option.isSome(failure) && failure.value instanceof Snooze) {
-      const delayMillis = Duration.toMillis(failure.value.delay)
+      const delayMillis = clampDelay(Duration.toMillis(failure.value.delay))
       this.record(job, "snoozed")
       this.publish({ _tag: "Snoozed", job, until: new Date(Date.now() + delayMillis) })
       return Effect.succeed({ job, state: "scheduled", delayMillis, refund: 1, error: null, result: null })
@@ -502,11 +568,16 @@ export class Runner {
     return Effect.map(backoffDelay(definition.backoff, job.attempt, error), (delay): Outcome => {
       if (Option.isNone(delay)) return this.discard(job, cause)
       this.record(job, "failed")
-      this.publish({ _tag: "Failed", job, error: causeText(cause), retryAt: new Date(Date.now() + delay.value) })
+      this.publish({
+        _tag: "Failed",
+        job,
+        error: causeText(cause),
+        retryAt: new Date(Date.now() + clampDelay(delay.value))
+      })
       return {
         job,
         state: "retryable",
-        delayMillis: delay.value,
+        delayMillis: clampDelay(delay.value),
         refund: 0,
         error: errorJson(job.attempt, cause),
         result: null
@@ -545,55 +616,86 @@ export class Runner {
     Deferred.unsafeDone(this.flushSignal, Exit.void)
   }
 
+  /** Writes outcomes: plain completions in one simple statement, the rest in another. */
+  private write(batch: ReadonlyArray<Outcome>): Effect.Effect<void, SqlError> {
+    const plain: Array<Outcome> = []
+    const other: Array<Outcome> = []
+    for (const outcome of batch) {
+      if (outcome.state === "completed" && outcome.result === null) plain.push(outcome)
+      else other.push(outcome)
+    }
+    const { sql } = this
+    const store = this.config.store
+    // Each outcome belongs to one claim (its attempt): a job claimed again since is not touched.
+    const completed = plain.length === 0 ? Effect.void : sql`
+      UPDATE ${store.jobs} AS j SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
+      FROM unnest(${plain.map((o) => o.job.id)}::bigint[], ${plain.map((o) => o.job.attempt)}::int[]) AS c(id, attempt)
+      WHERE j.id = c.id AND j.attempt = c.attempt AND j.state = 'running' AND j.locked_by = ${this.config.id}`
+    const rest = other.length === 0 ? Effect.void : sql`
+      WITH written AS (
+        UPDATE ${store.jobs} AS j SET
+          state = o.state,
+          run_at = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
+          finalized_at = CASE WHEN o.state IN ('completed', 'discarded') THEN now() ELSE NULL END,
+          attempt = j.attempt - o.refund,
+          lease_expires_at = NULL,
+          errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
+          result = COALESCE(o.result, j.result)
+        FROM unnest(
+          ${other.map((o) => o.job.id)}::bigint[], ${other.map((o) => o.job.attempt)}::int[],
+          ${other.map((o) => o.state)}::text[], ${other.map((o) => o.delayMillis)}::float8[],
+          ${other.map((o) => o.refund)}::int[], ${other.map((o) => o.error)}::jsonb[],
+          ${other.map((o) => o.result)}::jsonb[]
+        ) AS o(id, attempt, state, delay_ms, refund, error, result)
+        WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running' AND j.locked_by = ${this.config.id}
+        RETURNING j.queue, j.state
+      )
+      SELECT pg_notify(${store.channel}, 'j:' || queue)
+      FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS released`
+    return Effect.asVoid(Effect.zipRight(completed, rest))
+  }
+
+  /** The outcomes are written: their jobs are no longer this runner's. */
+  private written(batch: ReadonlyArray<Outcome>): void {
+    for (const outcome of batch) {
+      if (this.held.get(outcome.job.id)?.attempt === outcome.job.attempt) this.held.delete(outcome.job.id)
+    }
+  }
+
   /**
-   * Writes the buffered outcomes: plain completions in one simple statement,
-   * the rest in another. On failure they stay buffered.
+   * Writes the buffered outcomes, one flush at a time and never cut short by
+   * an interruption. When the database refuses the batch for what is in it,
+   * each outcome is written alone, and one it still refuses is dropped and
+   * logged: its job is rescued when its lease runs out. When the database
+   * cannot be reached, the outcomes stay buffered.
    */
   private flush(): Effect.Effect<void, SqlError> {
-    return Effect.suspend(() => {
-      const batch = this.outcomes.splice(0, 5000)
-      if (batch.length === 0) return Effect.void
-      const plain: Array<string> = []
-      const other: Array<Outcome> = []
-      for (const outcome of batch) {
-        if (outcome.state === "completed" && outcome.result === null) plain.push(outcome.job.id)
-        else other.push(outcome)
+    const self = this
+    return this.writing.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
+      const batch = self.outcomes.splice(0, 5000)
+      if (batch.length === 0) return
+      const all = yield* Effect.either(self.write(batch))
+      if (all._tag === "Right") return self.written(batch)
+      if (!isDataError(all.left)) {
+        self.outcomes.unshift(...batch)
+        return yield* all.left
       }
-      const { sql } = this
-      const store = this.config.store
-      const completed = plain.length === 0 ? Effect.void : sql`
-        UPDATE ${store.jobs} SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
-        WHERE id = ANY(${plain}::bigint[]) AND state = 'running' AND locked_by = ${this.config.id}`
-      const rest = other.length === 0 ? Effect.void : sql`
-        WITH written AS (
-          UPDATE ${store.jobs} AS j SET
-            state = o.state,
-            run_at = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
-            finalized_at = CASE WHEN o.state IN ('completed', 'discarded') THEN now() ELSE NULL END,
-            attempt = j.attempt - o.refund,
-            lease_expires_at = NULL,
-            errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
-            result = COALESCE(o.result, j.result)
-          FROM unnest(
-            ${other.map((o) => o.job.id)}::bigint[], ${other.map((o) => o.state)}::text[],
-            ${other.map((o) => o.delayMillis)}::float8[], ${other.map((o) => o.refund)}::int[],
-            ${other.map((o) => o.error)}::jsonb[], ${other.map((o) => o.result)}::jsonb[]
-          ) AS o(id, state, delay_ms, refund, error, result)
-          WHERE j.id = o.id AND j.state = 'running' AND j.locked_by = ${this.config.id}
-          RETURNING j.queue, j.state
-        )
-        SELECT pg_notify(${store.channel}, 'j:' || queue)
-        FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS released`
-      return Effect.zipRight(completed, rest).pipe(
-        Effect.tap(() =>
-          Effect.sync(() => {
-            for (const outcome of batch) this.held.delete(outcome.job.id)
-          })
-        ),
-        Effect.tapError(() => Effect.sync(() => this.outcomes.unshift(...batch))),
-        Effect.asVoid
-      )
-    })
+      for (let i = 0; i < batch.length; i++) {
+        const one = yield* Effect.either(self.write([batch[i]]))
+        if (one._tag === "Right" || isDataError(one.left)) {
+          if (one._tag === "Left") {
+            yield* Effect.logError(
+              `Job runner: the outcome of job "${batch[i].job.name}" ${batch[i].job.id} cannot be stored ` +
+                `(${sqlText(one.left)}); it will be rescued when its lease runs out`
+            )
+          }
+          self.written([batch[i]])
+        } else {
+          self.outcomes.unshift(...batch.slice(i))
+          return yield* one.left
+        }
+      }
+    })))
   }
 
   private writer(): Effect.Effect<never> {
@@ -636,33 +738,38 @@ export class Runner {
     return Effect.gen(this, function*() {
       yield* this.register()
       // Only jobs held before the statement starts are judged: a claim committed meanwhile is not in its snapshot.
-      const ids = [...this.held.keys()]
-      if (ids.length === 0) return
-      const rows = yield* sql<{ readonly id: string }>`
+      const snapshot = [...this.held].map(([id, held]) => ({ id, attempt: held.attempt }))
+      if (snapshot.length === 0) return
+      const rows = yield* sql<{ readonly id: string; readonly attempt: number }>`
         UPDATE ${store.jobs} SET lease_expires_at = now() + ${this.config.leaseMillis} * interval '1 millisecond'
-        WHERE id = ANY(${ids}::bigint[]) AND locked_by = ${this.config.id} AND state = 'running'
-        RETURNING id::text AS id`
-      const renewed = new Set(rows.map((row) => row.id))
-      const written = new Set(this.outcomes.map((o) => o.job.id))
-      for (const id of ids) {
-        if (renewed.has(id) || written.has(id) || !this.held.has(id)) continue
-        const slot = this.held.get(id)
+        WHERE id = ANY(${snapshot.map((held) => held.id)}::bigint[]) AND locked_by = ${this.config.id}
+          AND state = 'running'
+        RETURNING id::text AS id, attempt`
+      const renewed = new Set(rows.map((row) => `${row.id}:${row.attempt}`))
+      const written = new Set(this.outcomes.map((o) => `${o.job.id}:${o.job.attempt}`))
+      for (const { attempt, id } of snapshot) {
+        const key = `${id}:${attempt}`
+        const held = this.held.get(id)
+        if (renewed.has(key) || written.has(key) || held === undefined || held.attempt !== attempt) continue
         this.held.delete(id)
-        if (slot !== undefined) this.interrupt(id)
+        if (held.slot !== undefined) this.abandon(held.slot, "lost")
       }
     })
   }
 
-  /** Interrupts the run of job `id` if this runner runs it; one claimed but not started is dropped. */
-  interrupt(id: string): void {
-    if (this.held.has(id) && this.held.get(id) === undefined) {
-      this.held.delete(id)
-      return
-    }
-    const slot = this.running.get(id)
-    if (slot === undefined || slot.current?.id !== id || slot.fiber === undefined) return
-    this.cancelled.add(id)
+  /** Interrupts a slot's run that is no longer this runner's; it writes nothing for it. */
+  private abandon(slot: Slot, reason: "cancelled" | "lost"): void {
+    if (slot.current === undefined || slot.fiber === undefined || slot.abandoned !== undefined) return
+    slot.abandoned = reason
     slot.fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  /** Cancels job `id` here: its run is interrupted, or, claimed but not started, it is dropped. */
+  cancel(id: string): void {
+    const held = this.held.get(id)
+    if (held === undefined) return
+    if (held.slot === undefined) this.held.delete(id)
+    else this.abandon(held.slot, "cancelled")
   }
 
   onNotification(payload: string): void {
@@ -672,7 +779,7 @@ export class Runner {
         queue.drained = false
         queue.wake()
       }
-    } else if (payload.startsWith("c:")) this.interrupt(payload.slice(2))
+    } else if (payload.startsWith("c:")) this.cancel(payload.slice(2))
   }
 
   wakeAll(): void {
@@ -761,11 +868,14 @@ export class Runner {
     const self = this
     return Effect.gen(function*() {
       self.stopping = true
-      for (const queue of self.queues.values()) {
-        for (const job of queue.pending.splice(0)) {
-          self.finish({ job, state: "available", delayMillis: null, refund: 1, error: null, result: null })
+      const giveBackPending = () => {
+        for (const queue of self.queues.values()) {
+          for (const job of queue.pending.splice(0)) {
+            self.finish({ job, state: "available", delayMillis: null, refund: 1, error: null, result: null })
+          }
         }
       }
+      giveBackPending()
       const busy = () => [...self.queues.values()].some((queue) => queue.busy > 0)
       const drained = Effect.gen(function*() {
         while (busy()) yield* Effect.sleep("10 millis")
@@ -779,13 +889,23 @@ export class Runner {
         discard: true,
         concurrency: "unbounded"
       })
-      for (let round = 0; round < 5 && self.outcomes.length > 0; round++) {
+      // A job handed to a slot as it was interrupted went back to its queue.
+      giveBackPending()
+      // The first flush also waits for one the writer has in flight.
+      for (let round = 0; round === 0 || (self.outcomes.length > 0 && round < 10); round++) {
         const written = yield* Effect.either(self.flush())
         if (written._tag === "Left") {
           yield* Effect.logError(`Job runner: writing job outcomes at shutdown failed (${sqlText(written.left)})`)
           yield* Effect.sleep("200 millis")
         }
       }
+      if (self.outcomes.length > 0) {
+        yield* Effect.logError(
+          `Job runner: ${self.outcomes.length} job outcome(s) could not be written at shutdown; ` +
+            "their jobs will be rescued when their leases run out"
+        )
+      }
+      yield* PubSub.shutdown(self.events)
       yield* Effect.ignore(self.sql`DELETE FROM ${self.config.store.runners} WHERE id = ${self.config.id}`)
     }).pipe(Effect.annotateLogs("runner", this.config.id))
   }
