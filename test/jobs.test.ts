@@ -268,6 +268,29 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(delay).toBeLessThan(3_600_000 + 5_000)
     }))
 
+  it.scoped("a job enqueued into another queue runs there; odd outcomes are stored, not stuck", () =>
+    Effect.gen(function*() {
+      const Moved = Job.make("moved", { payload: Schema.Struct({}), handler: () => Effect.void })
+      const Odd = Job.make("odd", {
+        payload: Schema.Struct({ kind: Schema.String }),
+        maxAttempts: 1,
+        handler: ({ kind }) =>
+          kind === "nul" ? Effect.fail(new Error("a \u0000 in the message")) : Job.snooze(Duration.infinity)
+      })
+      const client = yield* JobClient.JobClient
+      const moved = yield* client.enqueue(Moved, {}, { queue: "elsewhere" })
+      const nul = yield* client.enqueue(Odd, { kind: "nul" })
+      const forever = yield* client.enqueue(Odd, { kind: "forever" })
+      const { scope } = yield* startRunner({ jobs: [Moved, Odd], queues: { elsewhere: 1 } })
+      expect((yield* awaitState(moved.id, "completed")).queue).toBe("elsewhere")
+      const discarded = yield* awaitState(nul.id, "discarded")
+      expect(discarded.errors[0].message).toBe("Error: a \ufffd in the message")
+      const snoozed = yield* awaitState(forever.id, "scheduled")
+      yield* Scope.close(scope, Exit.void)
+      expect(snoozed.attempt).toBe(0)
+      expect(snoozed.runAt.getTime()).toBeGreaterThan(Date.now() + 9 * 365 * 86_400_000)
+    }))
+
   it.scoped("a delayed job waits as scheduled, then runs", () =>
     Effect.gen(function*() {
       const Later = Job.make("later", { payload: Schema.Struct({}), handler: () => Effect.void })
