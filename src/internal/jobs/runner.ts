@@ -731,11 +731,15 @@ export class Runner {
       ) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`)
   }
 
-  /** Renews the leases of every job this runner holds; a job it no longer holds (cancelled, rescued) is dropped. */
+  /**
+   * Renews the leases of every job this runner holds; a job it no longer
+   * holds (cancelled, rescued) is dropped. It takes turns with the writer:
+   * both update the same rows, in different orders, and would deadlock.
+   */
   private heartbeat(): Effect.Effect<void, SqlError> {
     const { sql } = this
     const store = this.config.store
-    return Effect.gen(this, function*() {
+    return this.writing.withPermits(1)(Effect.gen(this, function*() {
       yield* this.register()
       // Only jobs held before the statement starts are judged: a claim committed meanwhile is not in its snapshot.
       const snapshot = [...this.held].map(([id, held]) => ({ id, attempt: held.attempt }))
@@ -754,7 +758,7 @@ export class Runner {
         this.held.delete(id)
         if (held.slot !== undefined) this.abandon(held.slot, "lost")
       }
-    })
+    }))
   }
 
   /** Interrupts a slot's run that is no longer this runner's; it writes nothing for it. */
