@@ -325,7 +325,7 @@ export class Runner {
         for (const job of result.rows) {
           // Claimed again after a rescue while an old run of it still goes on here: that run is stale.
           const old = this.held.get(job.id)
-          if (old?.slot !== undefined) this.abandon(old.slot, "lost")
+          if (old?.slot !== undefined) this.abandon(old.slot, job.id, "lost")
           this.held.set(job.id, { attempt: job.attempt, slot: undefined })
         }
         queue.push(result.rows)
@@ -756,14 +756,15 @@ export class Runner {
         const held = this.held.get(id)
         if (renewed.has(key) || written.has(key) || held === undefined || held.attempt !== attempt) continue
         this.held.delete(id)
-        if (held.slot !== undefined) this.abandon(held.slot, "lost")
+        if (held.slot !== undefined) this.abandon(held.slot, id, "lost")
       }
     }))
   }
 
-  /** Interrupts a slot's run that is no longer this runner's; it writes nothing for it. */
-  private abandon(slot: Slot, reason: "cancelled" | "lost"): void {
-    if (slot.current === undefined || slot.fiber === undefined || slot.abandoned !== undefined) return
+  /** Interrupts a slot's run of job `id` that is no longer this runner's; it writes nothing for it. */
+  private abandon(slot: Slot, id: string, reason: "cancelled" | "lost"): void {
+    // The slot may have finished that run and started another since.
+    if (slot.current?.id !== id || slot.fiber === undefined || slot.abandoned !== undefined) return
     slot.abandoned = reason
     slot.fiber.unsafeInterruptAsFork(FiberId.none)
   }
@@ -773,7 +774,7 @@ export class Runner {
     const held = this.held.get(id)
     if (held === undefined) return
     if (held.slot === undefined) this.held.delete(id)
-    else this.abandon(held.slot, "cancelled")
+    else this.abandon(held.slot, id, "cancelled")
   }
 
   onNotification(payload: string): void {
