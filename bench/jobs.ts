@@ -7,12 +7,12 @@
  * for the run. Prints tables, then one JSON line of every figure.
  */
 import { Effect, Exit, Scope } from "effect"
-import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Postgres from "../examples/support/postgres.js"
+import { runJsonChild } from "./child.js"
 import {
   bulkChunk,
   type ChildResult,
@@ -38,29 +38,7 @@ const embedded = Effect.gen(function*() {
 })
 
 const runChild = (impl: Impl, mode: Mode, url: string): Promise<ChildResult> =>
-  new Promise((resolve, reject) => {
-    // Reuse this process's flags (the tsx loader).
-    const proc = spawn(process.execPath, [...process.execArgv, child, impl, mode, String(counts[mode]), url], {
-      stdio: ["ignore", "pipe", "inherit"]
-    })
-    let out = ""
-    proc.stdout.setEncoding("utf8")
-    proc.stdout.on("data", (chunk: string) => {
-      out += chunk
-    })
-    proc.on("error", reject)
-    proc.on("close", (code) => {
-      const lines = out.trim().split("\n")
-      const line = lines.at(-1) ?? ""
-      // Whatever the child logged before its result goes to stderr, with the reports' progress.
-      for (const logged of lines.slice(0, -1)) process.stderr.write(`    ${logged}\n`)
-      if (code !== 0 || !line.startsWith("{")) {
-        reject(new Error(`${impl} ${mode} exited with code ${code}: ${out}`))
-      } else {
-        resolve(JSON.parse(line) as ChildResult)
-      }
-    })
-  })
+  runJsonChild(child, [impl, mode, String(counts[mode]), url], `${impl} ${mode}`)
 
 const fromEnv = process.env.DATABASE_URL
 const scope = Effect.runSync(Scope.make())

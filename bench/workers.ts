@@ -4,8 +4,8 @@
  * `Effect.repeat` fiber per task. Each configuration runs in a fresh child
  * process. Prints a table, then one JSON line of every figure.
  */
-import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { runJsonChild } from "./child.js"
 import { formatTable, type Row } from "./table.js"
 import { type ChildResult, type Impl, impls, labels } from "./workers-config.js"
 
@@ -20,29 +20,14 @@ const firedTolerance = { min: 0.9, max: 1.05 }
 const selected = impls
 const child = fileURLToPath(new URL("./workers-child.ts", import.meta.url))
 
+// Each configuration in a process of its own, with the GC exposed to measure retained heap.
 const runChild = (impl: Impl, count: number): Promise<ChildResult> =>
-  new Promise((resolve, reject) => {
-    // Reuse this process's flags (the tsx loader) and expose the GC to measure retained heap.
-    const proc = spawn(
-      process.execPath,
-      [...process.execArgv, "--expose-gc", child, impl, String(count), String(warmupMs), String(windowMs)],
-      { stdio: ["ignore", "pipe", "inherit"] }
-    )
-    let out = ""
-    proc.stdout.setEncoding("utf8")
-    proc.stdout.on("data", (chunk: string) => {
-      out += chunk
-    })
-    proc.on("error", reject)
-    proc.on("close", (code) => {
-      const line = out.trim().split("\n").at(-1) ?? ""
-      if (code !== 0 || !line.startsWith("{")) {
-        reject(new Error(`${impl} with ${count} workers exited with code ${code}: ${out}`))
-      } else {
-        resolve(JSON.parse(line) as ChildResult)
-      }
-    })
-  })
+  runJsonChild(
+    child,
+    [impl, String(count), String(warmupMs), String(windowMs)],
+    `${impl} with ${count} workers`,
+    ["--expose-gc"]
+  )
 
 const key = (impl: Impl, count: number, figure: string) => `${impl.replaceAll("-", "_")}_${count}_${figure}`
 const round = (n: number, digits: number) => Number(n.toFixed(digits))
