@@ -203,7 +203,38 @@ class QueueRunner {
 }
 
 /** A long-lived fiber running one job at a time from its queue. */
+/**
+ * The `JobContext` a slot's handlers see, set to each job as the slot starts
+ * it: provided once per slot rather than once per job.
+ */
+class SlotContext implements Job.Context {
+  id = ""
+  name = ""
+  queue = ""
+  attempt = 0
+  maxAttempts = 0
+  insertedAt = new Date(0)
+  runAt = new Date(0)
+
+  constructor(
+    private readonly store: (id: string, attempt: number, value: unknown) => Effect.Effect<void, SqlError>
+  ) {}
+
+  start(job: Claimed): void {
+    this.id = job.id
+    this.name = job.name
+    this.queue = job.queue
+    this.attempt = job.attempt
+    this.maxAttempts = job.maxAttempts
+    this.insertedAt = job.insertedAt
+    this.runAt = job.runAt
+  }
+
+  readonly progress = (value: unknown): Effect.Effect<void, SqlError> => this.store(this.id, this.attempt, value)
+}
+
 interface Slot {
+  readonly context: SlotContext
   current: Claimed | undefined
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
   /** Why its run was interrupted, when it was not for shutdown. */
@@ -366,38 +397,13 @@ export class Runner {
 
   /** Runs a slot fiber for `queue`; a slot interrupted (a cancelled job) is replaced. */
   private startSlot(queue: QueueRunner): void {
-    const slot: Slot = { current: undefined, fiber: undefined, abandoned: undefined }
-    const context: Job.Context = {
-      get id() {
-        return slot.current!.id
-      },
-      get name() {
-        return slot.current!.name
-      },
-      get queue() {
-        return slot.current!.queue
-      },
-      get attempt() {
-        return slot.current!.attempt
-      },
-      get maxAttempts() {
-        return slot.current!.maxAttempts
-      },
-      get insertedAt() {
-        return slot.current!.insertedAt
-      },
-      get runAt() {
-        return slot.current!.runAt
-      },
-      progress: (value) => {
-        const job = slot.current
-        if (job === undefined) return Effect.void
-        return Effect.asVoid(
-          this.sql`UPDATE ${this.config.store.jobs} SET progress = ${JSON.stringify(value ?? null)}::jsonb
-            WHERE id = ${job.id}::bigint AND attempt = ${job.attempt} AND locked_by = ${this.config.id}`
-        )
-      }
-    }
+    const context = new SlotContext((id, attempt, value) =>
+      Effect.asVoid(
+        this.sql`UPDATE ${this.config.store.jobs} SET progress = ${JSON.stringify(value ?? null)}::jsonb
+          WHERE id = ${id}::bigint AND attempt = ${attempt} AND locked_by = ${this.config.id}`
+      )
+    )
+    const slot: Slot = { context, current: undefined, fiber: undefined, abandoned: undefined }
     const runtime = Runtime.make({
       ...this.runtime,
       context: Context.add(this.runtime.context, JobContext, context)
@@ -440,6 +446,7 @@ export class Runner {
         const held = self.held.get(job.id)
         if (held === undefined || held.attempt !== job.attempt) continue // cancelled or lost meanwhile
         slot.current = job
+        slot.context.start(job)
         queue.busy++
         self.running.set(job.id, slot)
         held.slot = slot
