@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Duration, Effect, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, type Option, Schedule, Schema } from "effect"
 import { InvalidJobOptions, Snooze, Unrecoverable } from "./JobError.js"
 
 /**
@@ -93,8 +93,25 @@ export class JobInfo extends Schema.Class<JobInfo>("JobInfo")({
   errors: Schema.Array(AttemptError),
   progress: Schema.Unknown,
   result: Schema.Unknown,
-  traceId: Schema.OptionFromNullOr(Schema.String)
+  traceId: Schema.OptionFromNullOr(Schema.String),
+  /** The recurring definition that enqueued the job. */
+  recurringId: Schema.OptionFromNullOr(Schema.String),
+  /** The tick it stands for (the time of the trigger, for a manual one). */
+  recurringTick: Schema.OptionFromNullOr(Schema.DateFromString)
 }) {}
+
+/**
+ * The tick of a recurring definition that a job stands for.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tick {
+  /** The recurring definition's id. */
+  readonly id: string
+  /** The scheduled time of the tick; for a manual trigger, the time of the trigger. */
+  readonly at: Date
+}
 
 /**
  * What a handler can read about the job it runs, and record on it.
@@ -112,6 +129,8 @@ export interface Context {
   readonly insertedAt: Date
   /** When the job was due for this attempt. */
   readonly runAt: Date
+  /** Set when a recurring definition enqueued the job: which tick it stands for. */
+  readonly recurring: Option.Option<Tick>
   /** Stores `progress` (any JSON value) on the job at once. */
   readonly progress: (progress: unknown) => Effect.Effect<void, SqlError>
 }

@@ -123,3 +123,35 @@ export class Unrecoverable extends Data.TaggedError("Unrecoverable")<{ readonly 
  * @category errors
  */
 export class Snooze extends Data.TaggedError("Snooze")<{ readonly delay: Duration.Duration }> {}
+
+/**
+ * A recurring definition that cannot work: a bad cron expression or time
+ * zone, an interval under a second, an end before its start, a backfill out
+ * of range. `option` names what is wrong.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidRecurring extends Schema.TaggedError<InvalidRecurring>()("InvalidRecurring", {
+  id: Schema.String,
+  option: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Recurring "${this.id}": option "${this.option}" ${this.reason}`
+  }
+}
+
+/**
+ * No recurring definition has this id.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RecurringNotFound extends Schema.TaggedError<RecurringNotFound>()("RecurringNotFound", {
+  id: Schema.String
+}) {
+  override get message(): string {
+    return `No recurring definition with id "${this.id}"`
+  }
+}

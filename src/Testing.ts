@@ -178,6 +178,7 @@ export const performJob = <P, I, A, E, R>(
       maxAttempts: job.maxAttempts,
       insertedAt: now,
       runAt: now,
+      recurring: Option.none(),
       ...context,
       progress: () => Effect.void
     }

@@ -47,6 +47,8 @@ export interface Claimed {
   readonly insertedAt: Date
   readonly traceId: string | null
   readonly spanId: string | null
+  readonly recurringId: string | null
+  readonly recurringTick: Date | null
 }
 
 /** What a runner publishes as jobs run. */
@@ -215,6 +217,7 @@ class SlotContext implements Job.Context {
   maxAttempts = 0
   insertedAt = new Date(0)
   runAt = new Date(0)
+  recurring: Option.Option<Job.Tick> = Option.none()
 
   constructor(
     private readonly store: (id: string, attempt: number, value: unknown) => Effect.Effect<void, SqlError>
@@ -228,6 +231,9 @@ class SlotContext implements Job.Context {
     this.maxAttempts = job.maxAttempts
     this.insertedAt = job.insertedAt
     this.runAt = job.runAt
+    this.recurring = job.recurringId === null
+      ? Option.none()
+      : Option.some({ id: job.recurringId, at: job.recurringTick ?? job.runAt })
   }
 
   readonly progress = (value: unknown): Effect.Effect<void, SqlError> => this.store(this.id, this.attempt, value)
@@ -345,7 +351,8 @@ export class Runner {
       ) AS c
       WHERE j.id = c.id
       RETURNING j.id::text AS id, j.name, j.queue, j.payload, j.attempt, j.max_attempts AS "maxAttempts",
-        j.run_at AS "runAt", j.inserted_at AS "insertedAt", j.trace_id AS "traceId", j.span_id AS "spanId"`
+        j.run_at AS "runAt", j.inserted_at AS "insertedAt", j.trace_id AS "traceId", j.span_id AS "spanId",
+        j.recurring_id AS "recurringId", j.recurring_tick AS "recurringTick"`
     const values = [this.config.id, this.config.leaseMillis, queue.config.name, queue.names, limit]
     const pool = this.config.pool
     return Effect.uninterruptible(

@@ -22,13 +22,16 @@ export class Store {
   get runners() {
     return this.sql`${this.sql(this.schema)}.runners`
   }
+  get recurring() {
+    return this.sql`${this.sql(this.schema)}.recurring`
+  }
 }
 
 /** Columns of a `JobInfo`, as selected. */
 export const infoColumns = `id::text AS id, name, queue, state, payload, priority, attempt,
   max_attempts AS "maxAttempts", run_at AS "runAt", inserted_at AS "insertedAt", attempted_at AS "attemptedAt",
   finalized_at AS "finalizedAt", locked_by AS "lockedBy", unique_key AS "uniqueKey", errors, progress, result,
-  trace_id AS "traceId"`
+  trace_id AS "traceId", recurring_id AS "recurringId", recurring_tick AS "recurringTick"`
 
 export interface InfoRow {
   readonly id: string
@@ -49,6 +52,8 @@ export interface InfoRow {
   readonly progress: unknown
   readonly result: unknown
   readonly traceId: string | null
+  readonly recurringId: string | null
+  readonly recurringTick: Date | null
 }
 
 const decodeErrors = Schema.decodeUnknownSync(Schema.Array(AttemptError))
@@ -72,7 +77,9 @@ export const toInfo = (row: InfoRow): JobInfo =>
     errors: decodeErrors(row.errors),
     progress: row.progress ?? undefined,
     result: row.result ?? undefined,
-    traceId: Option.fromNullable(row.traceId)
+    traceId: Option.fromNullable(row.traceId),
+    recurringId: Option.fromNullable(row.recurringId),
+    recurringTick: Option.fromNullable(row.recurringTick)
   })
 
 export const liveStatesSql = "('scheduled', 'available', 'running', 'retryable')"
