@@ -11,7 +11,7 @@ import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { ConfigProvider, Effect, Layer } from "effect"
-import { Host, JobRunner } from "effect-workers"
+import { Host, JobRunner, Recurring } from "effect-workers"
 import * as path from "node:path"
 import * as DatabaseCleanup from "./database-cleanup.js"
 import * as DurableMessageQueue from "./durable-message-queue.js"
@@ -20,6 +20,7 @@ import * as HangfireJobs from "./hangfire-jobs.js"
 import * as HealthCheck from "./health-check.js"
 import * as MessageQueue from "./message-queue.js"
 import * as OrderProcessing from "./order-processing.js"
+import * as QuartzScheduling from "./quartz-scheduling.js"
 import * as ResilientBackground from "./resilient-background.js"
 import { SimpleBackgroundService } from "./simple-background.js"
 import * as Database from "./support/database.js"
@@ -78,7 +79,12 @@ const demoConfig = (dir: string) =>
 
 /** One job runner for the durable jobs of the examples. */
 const Jobs = JobRunner.layer({
-  jobs: [HangfireJobs.SendNotificationEmail, HangfireJobs.ProcessOrder, DurableMessageQueue.ProcessMessage],
+  jobs: [
+    HangfireJobs.SendNotificationEmail,
+    HangfireJobs.ProcessOrder,
+    HangfireJobs.GenerateDailyReport,
+    DurableMessageQueue.ProcessMessage
+  ],
   queues: { messages: 4 }
 }).pipe(Layer.provide(HangfireJobs.Mailer.Flaky))
 
@@ -95,7 +101,9 @@ export const Demo = Layer.unwrapEffect(
       MessageQueue.MessageQueueProcessorService,
       MessageQueue.SampleMessages,
       Jobs,
-      HangfireJobs.EnqueueAtStart,
+      // The Quartz example's scheduler fires every recurring definition, the Hangfire one's too.
+      HangfireJobs.EnqueueAtStart.pipe(Layer.provide(Recurring.layer({ fire: false }))),
+      QuartzScheduling.QuartzScheduler,
       DurableMessageQueue.SampleMessages
     ).pipe(
       // Built before the workers, so that their first runs find work.

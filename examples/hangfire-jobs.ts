@@ -1,17 +1,18 @@
 /**
  * The seed's Hangfire jobs on durable PostgreSQL jobs: a fire-and-forget
  * notification email retried up to 3 times (`[AutomaticRetry(Attempts = 3)]`),
- * an order processed after a delay (`BackgroundJob.Schedule`), and the
- * JobsController: `POST /api/jobs/send-email` enqueues the email and answers
- * with the job's id.
+ * an order processed after a delay (`BackgroundJob.Schedule`), the daily
+ * report as a recurring job (`RecurringJob.AddOrUpdate("daily-report", ...,
+ * Cron.Daily(2))`), and the JobsController: `POST /api/jobs/send-email`
+ * enqueues the email and answers with the job's id.
  *
  *   node --import tsx examples/hangfire-jobs.ts
  *   curl -X POST http://127.0.0.1:3001/api/jobs/send-email
  */
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Config, Context, Data, Duration, Effect, Layer, Ref, Schema } from "effect"
-import { Host, Job, JobClient, JobRunner } from "effect-workers"
+import { Config, Context, Data, Duration, Effect, Layer, Option, Ref, Schema } from "effect"
+import { Host, Job, JobClient, JobRunner, Recurring } from "effect-workers"
 import { createServer } from "node:http"
 import * as Database from "./support/database.js"
 import { isMain } from "./support/main.js"
@@ -59,6 +60,12 @@ export const ProcessOrder = Job.make("process-order", {
   handler: ({ orderId }) => Effect.logInfo(`Order ${orderId} processed`)
 })
 
+/** `GenerateDailyReportAsync()`. */
+export const GenerateDailyReport = Job.make("generate-daily-report", {
+  payload: Schema.Struct({}),
+  handler: () => Effect.logInfo("Daily report generated")
+})
+
 /** The seed's HangfireJobService. */
 export const enqueueBackgroundJob = Effect.map(
   JobClient.enqueue(SendNotificationEmail, { to: "customer@example.com" }),
@@ -67,6 +74,15 @@ export const enqueueBackgroundJob = Effect.map(
 
 export const scheduleDelayedJob = (delay: Duration.DurationInput) =>
   Effect.map(JobClient.enqueue(ProcessOrder, { orderId: 123 }, { delay }), (job) => job.id)
+
+/** `AddOrUpdate("daily-report", () => GenerateDailyReportAsync(), Cron.Daily(2))`: stored, or updated in place. */
+export const scheduleRecurringJob = Effect.flatMap(
+  Recurring.Recurring,
+  (recurring) =>
+    recurring.addOrUpdate(
+      Recurring.make("daily-report", { job: GenerateDailyReport, payload: {}, cron: Recurring.daily(2) })
+    )
+)
 
 /** The JobsController, as a typed HTTP API. */
 export class JobsApi extends HttpApi.make("jobs").add(
@@ -104,21 +120,28 @@ export const JobsController = Layer.unwrapEffect(
     ))
 )
 
-/** The runner for these jobs, with the mailer they need. */
-export const HangfireServer = JobRunner.layer({ jobs: [SendNotificationEmail, ProcessOrder] }).pipe(
-  Layer.provide(Mailer.Flaky)
+/** The runner for these jobs, with the mailer they need, and the scheduler of recurring jobs. */
+export const HangfireServer = Layer.merge(
+  JobRunner.layer({ jobs: [SendNotificationEmail, ProcessOrder, GenerateDailyReport] }).pipe(
+    Layer.provide(Mailer.Flaky)
+  ),
+  Recurring.layer()
 )
 
-/** At start, what the seed's service does: one email now and an order in 5 seconds. */
+/** At start, what the seed's service does: one email now, an order in 5 seconds, and the daily report. */
 export const EnqueueAtStart = Layer.effectDiscard(Effect.gen(function*() {
   const email = yield* enqueueBackgroundJob
   const order = yield* scheduleDelayedJob("5 seconds")
   yield* Effect.logInfo(`Enqueued job ${email} (notification email) and job ${order} (order 123, in 5 seconds)`)
+  const report = yield* scheduleRecurringJob
+  yield* Effect.logInfo(
+    `Recurring job "daily-report" next runs at ${report.nextRunAt.pipe(Option.getOrThrow).toISOString()}`
+  )
 }))
 
 if (isMain(import.meta)) {
   Host.run(
-    Layer.mergeAll(HangfireServer, JobsController, EnqueueAtStart).pipe(
+    Layer.merge(EnqueueAtStart.pipe(Layer.provideMerge(HangfireServer)), JobsController).pipe(
       Layer.provideMerge(Database.jobClient),
       Layer.provide(Database.layer)
     )

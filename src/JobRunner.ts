@@ -147,11 +147,6 @@ export const layer = <Jobs extends Job.Any>(
             // A claim stuck on a cut-off connection fails, and is tried again, instead of hanging its queue.
             query_timeout: 60_000
           })
-          // A claim does not wait for its commit to reach the disk: if the server crashes right after, the
-          // claim is lost and its job runs again, which at-least-once delivery allows. It saves a flush per claim.
-          pool.on("connect", (client) => {
-            client.query("SET synchronous_commit = off").catch(() => {})
-          })
           // A broken idle connection is dropped by the pool; the error is reported by the claim that needs it.
           pool.on("error", () => {})
           return pool

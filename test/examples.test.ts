@@ -377,7 +377,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
           "graceful-shutdown",
           "message-queue",
           "hangfire-jobs",
-          "durable-message-queue"
+          "durable-message-queue",
+          "quartz-scheduling"
         ]
         yield* Effect.forEach(examples, (name) =>
           Effect.gen(function*() {
@@ -388,11 +389,12 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
               JOBS_SCHEMA: db.schema,
               JOBS_API_PORT: String(apiPort)
             })
-            yield* child.waitForOutput("Host started")
+            // A deadline, not a timing: ten processes compiling TypeScript at once on a small machine take a while.
+            yield* child.waitForOutput("Host started", { timeout: "60 seconds" })
             expect({ name, exit: yield* interrupt(child) }).toEqual({ name, exit: { code: 0, signal: null } })
             expect(yield* child.output).toContain("Host stopped")
           }), { concurrency: 4, discard: true })
-      }).pipe(Effect.provide(NodeContext.layer)), 90_000)
+      }).pipe(Effect.provide(NodeContext.layer)), 180_000)
 
     it.scoped("the demo (npm start) runs the examples and stops gracefully on Ctrl-C", () =>
       Effect.gen(function*() {

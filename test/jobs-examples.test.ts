@@ -1,10 +1,11 @@
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
-import { JobClient, Testing } from "effect-workers"
+import { Context, Effect, Layer, Option, Schema } from "effect"
+import { JobClient, Recurring, Testing } from "effect-workers"
 import * as DurableMessageQueue from "../examples/durable-message-queue.js"
 import * as HangfireJobs from "../examples/hangfire-jobs.js"
+import * as QuartzScheduling from "../examples/quartz-scheduling.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
 
@@ -59,5 +60,42 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         message: { id: "m3", type: "fax.requested", payload: {} },
         reason: `Unrecoverable: unknown message type "fax.requested"`
       }])
+    }))
+
+  it.scoped("Hangfire: AddOrUpdate(\"daily-report\", ..., Cron.Daily(2)) stores one definition, updated in place", () =>
+    Effect.gen(function*() {
+      const recurring = Context.get(yield* Layer.build(Recurring.layer({ fire: false })), Recurring.Recurring)
+      const first = yield* HangfireJobs.scheduleRecurringJob.pipe(Effect.provideService(Recurring.Recurring, recurring))
+      const again = yield* HangfireJobs.scheduleRecurringJob.pipe(Effect.provideService(Recurring.Recurring, recurring))
+      expect([first.id, first.cron, first.source]).toEqual(["daily-report", Option.some("0 2 * * *"), "api"])
+      const next = Option.getOrThrow(again.nextRunAt)
+      expect([next.getUTCHours(), next.getUTCMinutes()]).toEqual([2, 0])
+      expect(again.nextRunAt).toEqual(first.nextRunAt)
+      expect((yield* recurring.list).filter((info) => info.id === "daily-report")).toHaveLength(1)
+      yield* recurring.remove("daily-report")
+    }))
+
+  it.scoped("Quartz: ProcessOrders runs at once and every 5 minutes; the daily report is due at 02:00 and runs when triggered", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(QuartzScheduling.QuartzScheduler)
+      const recurring = Context.get(context, Recurring.Recurring)
+      const orders = yield* eventually(
+        Effect.map(recurring.get("process-orders"), Option.getOrThrow),
+        (info) => Option.isSome(info.lastJobState) && info.lastJobState.value === "completed",
+        "the first ProcessOrders job to complete"
+      )
+      expect(orders.everyMillis).toEqual(Option.some(300_000))
+      expect(Option.getOrThrow(orders.nextRunAt).getTime() - Option.getOrThrow(orders.lastRunAt).getTime()).toBe(
+        300_000
+      )
+      const report = Option.getOrThrow(yield* recurring.get("send-daily-report"))
+      expect([report.cron, report.timeZone]).toEqual([Option.some("0 2 * * *"), Option.some("UTC")])
+      const next = Option.getOrThrow(report.nextRunAt)
+      expect([next.getUTCHours(), next.getUTCMinutes(), next.getUTCSeconds()]).toEqual([2, 0, 0])
+      expect(next.getTime() - Date.now()).toBeLessThanOrEqual(86_400_000)
+      const { id } = yield* recurring.trigger("send-daily-report")
+      const ran = yield* awaitState(id, "completed")
+      expect(ran.name).toBe("send-daily-report")
+      expect(ran.recurringId).toEqual(Option.some("send-daily-report"))
     }))
 })

@@ -580,8 +580,8 @@ layer(TestDatabase.layer, { excludeTestServices: true })("migrations", (it) => {
       yield* Effect.all([Migrations.run({ schema }), Migrations.run({ schema })], { concurrency: 2 })
       yield* Migrations.check({ schema })
       const sql = yield* SqlClient.SqlClient
-      const applied = yield* sql<{ version: number }>`SELECT version FROM ${sql(schema)}.migrations`
-      expect(applied.map((row) => row.version)).toEqual([Migrations.latestVersion])
+      const applied = yield* sql<{ version: number }>`SELECT version FROM ${sql(schema)}.migrations ORDER BY version`
+      expect(applied.map((row) => row.version)).toEqual(Migrations.migrations.map((migration) => migration.version))
       yield* sql`INSERT INTO ${sql(schema)}.migrations (version, name) VALUES (${
         Migrations.latestVersion + 1
       }, 'future')`
