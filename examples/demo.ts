@@ -10,8 +10,8 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
-import { ConfigProvider, Effect, Layer } from "effect"
-import { Host, JobRunner, Recurring } from "effect-workers"
+import { Config, ConfigProvider, Effect, Layer } from "effect"
+import { Dashboard, Host, JobRunner, Recurring } from "effect-workers"
 import * as path from "node:path"
 import * as DatabaseCleanup from "./database-cleanup.js"
 import * as DurableMessageQueue from "./durable-message-queue.js"
@@ -88,6 +88,22 @@ const Jobs = JobRunner.layer({
   queues: { messages: 4 }
 }).pipe(Layer.provide(HangfireJobs.Mailer.Flaky))
 
+/**
+ * The dashboard at http://127.0.0.1:3000 (or `PORT`), with `/healthz`,
+ * `/readyz` and `/metrics`; its readiness covers the demo's job runner and
+ * the health-check example's latest check.
+ */
+const Operations = Layer.unwrapEffect(
+  Effect.map(
+    Config.port("PORT").pipe(Config.withDefault(3000)),
+    (port) =>
+      Dashboard.layer({ port, checks: [HealthCheck.readiness] }).pipe(
+        Layer.provideMerge(Jobs),
+        Layer.provide(Recurring.layer({ fire: false }))
+      )
+  )
+)
+
 /** Every worker and job runner of the demo, with what they need. */
 export const Demo = Layer.unwrapEffect(
   Effect.map(dataDir, (dir) =>
@@ -100,7 +116,7 @@ export const Demo = Layer.unwrapEffect(
       GracefulShutdown.GracefulShutdownService,
       MessageQueue.MessageQueueProcessorService,
       MessageQueue.SampleMessages,
-      Jobs,
+      Operations,
       // The Quartz example's scheduler fires every recurring definition, the Hangfire one's too.
       HangfireJobs.EnqueueAtStart.pipe(Layer.provide(Recurring.layer({ fire: false }))),
       QuartzScheduling.QuartzScheduler,

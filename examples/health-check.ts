@@ -1,14 +1,15 @@
 /**
  * HealthCheckService: checks the process's health at start and then every
  * minute, and records each check (time, heap used, CPU usage, status) as a
- * row of the `health_checks` table.
+ * row of the `health_checks` table. The latest check is also a readiness
+ * check for the dashboard's `/readyz` ({@link readiness}).
  *
  *   node --import tsx examples/health-check.ts
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Effect, Layer, Ref, Schedule } from "effect"
-import { Host, Worker } from "effect-workers"
+import { type Dashboard, Host, Worker } from "effect-workers"
 import { getHeapStatistics } from "node:v8"
 import * as Database from "./support/database.js"
 import { isMain } from "./support/main.js"
@@ -103,5 +104,25 @@ export const HealthCheckService = Layer.unwrapEffect(
       }
     ))
 ).pipe(Layer.provide(Layer.effectDiscard(migrate)))
+
+/**
+ * The latest check as a readiness check for the dashboard's `/readyz`
+ * (`Dashboard.layer({ checks: [HealthCheck.readiness] })`): ready when the
+ * latest check, at most two minutes old, found the process healthy.
+ */
+export const readiness: Dashboard.ReadinessCheck<SqlClient.SqlClient> = {
+  name: "health-check",
+  check: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ status: string; age: number }>`
+      SELECT status, extract(epoch FROM now() - checked_at)::float8 AS age
+      FROM health_checks ORDER BY id DESC LIMIT 1`
+    const latest = rows[0]
+    if (latest === undefined) return yield* Effect.fail(new Error("no health check has run yet"))
+    if (latest.age > 120) return yield* Effect.fail(new Error(`the latest check is ${Math.round(latest.age)} s old`))
+    if (latest.status !== "Healthy") return yield* Effect.fail(new Error(`the latest check found ${latest.status}`))
+    return `${latest.status}, ${Math.round(latest.age)} s ago`
+  })
+}
 
 if (isMain(import.meta)) Host.run(HealthCheckService.pipe(Layer.provide(Database.layer)))

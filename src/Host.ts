@@ -17,6 +17,7 @@ import {
   ExecutionStrategy,
   Exit,
   Layer,
+  Logger,
   Option,
   Scope
 } from "effect"
@@ -40,6 +41,32 @@ export interface HostOptions {
    * start. Workers always start without waiting for each other. Default `false`.
    */
   readonly concurrent?: boolean | undefined
+  /**
+   * The format of log lines, written with Effect's built-in loggers. Default:
+   * the `LOG_FORMAT` config value, else the loggers are left as they are
+   * (under {@link run}, Effect's pretty logger).
+   */
+  readonly logFormat?: LogFormat | undefined
+}
+
+/**
+ * How the host writes log lines, with Effect's built-in loggers: `"pretty"`
+ * (`Logger.pretty`, for people), `"logfmt"` (`Logger.logFmt`), `"json"`
+ * (`Logger.json`: one JSON object a line, with the annotations and spans) or
+ * `"structured"` (`Logger.structured`: objects printed by `console.log`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type LogFormat = "pretty" | "logfmt" | "json" | "structured"
+
+const logFormats: ReadonlyArray<LogFormat> = ["pretty", "logfmt", "json", "structured"]
+
+const loggers: Record<LogFormat, Layer.Layer<never>> = {
+  pretty: Logger.pretty,
+  logfmt: Logger.logFmt,
+  json: Logger.json,
+  structured: Logger.structured
 }
 
 /**
@@ -88,6 +115,34 @@ export const gracePeriodConfig: Config.Config<Duration.Duration> = Config.durati
   Config.withDescription("How long the host waits for workers to stop before exiting anyway")
 )
 
+/**
+ * The log format from config: `LOG_FORMAT`, one of `pretty`, `logfmt`,
+ * `json` or `structured`; `Option.none()` when it is not set.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const logFormatConfig: Config.Config<Option.Option<LogFormat>> = Config.literal(...logFormats)("LOG_FORMAT")
+  .pipe(
+    Config.option,
+    Config.withDescription("The format of the host's log lines: pretty, logfmt, json or structured")
+  )
+
+const decodeLogFormat = (input: LogFormat): Effect.Effect<LogFormat, ConfigError.ConfigError> =>
+  logFormats.includes(input)
+    ? Effect.succeed(input)
+    : Effect.fail(
+      ConfigError.InvalidData(
+        ["logFormat"],
+        `The host's logFormat must be one of ${logFormats.join(", ")} (got ${String(input)})`
+      )
+    )
+
+// `NodeRuntime.runMain` swaps the default logger for the pretty one, which `Logger.json` and the others
+// do not replace: remove it too, so the chosen logger is the only console logger.
+const withLogFormat = <A, E, R>(effect: Effect.Effect<A, E, R>, format: LogFormat): Effect.Effect<A, E, R> =>
+  effect.pipe(Effect.provide(loggers[format]), Effect.provide(Logger.remove(Logger.prettyLoggerDefault)))
+
 const decodeGracePeriod = (
   input: Duration.DurationInput
 ): Effect.Effect<Duration.Duration, ConfigError.ConfigError> => {
@@ -123,6 +178,10 @@ const runHooks = (hooks: ReadonlyArray<Effect.Effect<void>>, phase: string) =>
  * longer than the grace period, the workers still running are logged and the
  * effect fails with `ShutdownTimeout`.
  *
+ * With `logFormat` (or `LOG_FORMAT`), the host and everything it runs log
+ * with that built-in logger. A bad option or config value fails the host
+ * with a `ConfigError` before anything is built.
+ *
  * @since 0.1.0
  * @category running
  */
@@ -131,10 +190,22 @@ export const launch = <E, R>(
   options?: HostOptions
 ): Effect.Effect<void, E | HostError, Exclude<R, WorkerRegistry | Lifecycle>> =>
   Effect.gen(function*() {
-    const grace = options?.gracePeriod !== undefined
-      ? yield* decodeGracePeriod(options.gracePeriod)
-      : yield* gracePeriodConfig
-    const concurrent = options?.concurrent ?? false
+    const settings = yield* Effect.all({
+      grace: options?.gracePeriod !== undefined ? decodeGracePeriod(options.gracePeriod) : gracePeriodConfig,
+      logFormat: options?.logFormat !== undefined
+        ? Effect.map(decodeLogFormat(options.logFormat), Option.some)
+        : logFormatConfig
+    }).pipe(Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", cause)))
+    const program = host(layer, settings.grace, options?.concurrent ?? false)
+    return yield* Option.isSome(settings.logFormat) ? withLogFormat(program, settings.logFormat.value) : program
+  }).pipe(Effect.uninterruptible)
+
+const host = <E, R>(
+  layer: Layer.Layer<never, E, R>,
+  grace: Duration.Duration,
+  concurrent: boolean
+): Effect.Effect<void, E | WorkerFailed | ShutdownTimeout, Exclude<R, WorkerRegistry | Lifecycle>> =>
+  Effect.gen(function*() {
     const hostScope = yield* Scope.make()
     const timerScope = yield* Scope.fork(hostScope, ExecutionStrategy.sequential)
     const registry = yield* makeRegistry(false).pipe(Scope.extend(timerScope))
@@ -221,7 +292,7 @@ export const launch = <E, R>(
         : shutdownExit
     }
     return yield* exit
-  }).pipe(Effect.uninterruptible)
+  })
 
 /**
  * Runs `layer` as the process's program with `NodeRuntime.runMain` and

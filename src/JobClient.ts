@@ -52,6 +52,8 @@ export interface ListOptions {
   readonly queue?: string | undefined
   readonly state?: JobState | undefined
   readonly name?: string | undefined
+  /** A job id, or text found in the payload as stored (JSON). */
+  readonly search?: string | undefined
   /** At most this many jobs, newest first. Default 50, at most 1,000. */
   readonly limit?: number | undefined
   /** Jobs older than this id: pass the last id of a page to get the next one. */
@@ -318,15 +320,13 @@ export const make = (
       list: (options = {}) => {
         const limit = Math.max(1, Math.min(1000, Math.floor(options.limit ?? 50)))
         const conditions = [
-          options.queue === undefined ? undefined : sql`queue = ${options.queue}`,
-          options.state === undefined ? undefined : sql`state = ${options.state}`,
-          options.name === undefined ? undefined : sql`name = ${options.name}`,
+          ...Store.filterConditions(store, options),
           options.before === undefined || !validId(options.before) ? undefined : sql`id < ${options.before}::bigint`
         ].filter((c) => c !== undefined)
         return Effect.map(
           sql<Store.InfoRow>`SELECT ${sql.literal(Store.infoColumns)} FROM ${store.jobs}
             ${conditions.length === 0 ? sql`` : sql`WHERE ${sql.and(conditions)}`}
-            ORDER BY id DESC LIMIT ${limit}`,
+            ORDER BY jobs.id DESC LIMIT ${limit}`,
           (rows) => rows.map(Store.toInfo)
         )
       },

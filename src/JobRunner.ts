@@ -84,6 +84,8 @@ export interface Options<Jobs extends Job.Any> {
 export interface JobRunnerService {
   /** This runner's id, as stored in `locked_by` and the runners table. */
   readonly id: string
+  /** How long a claimed job stays this runner's without a heartbeat (renewed every third of it). */
+  readonly lease: Duration.Duration
   /** Events of the jobs this runner runs, from the moment of subscription. */
   readonly events: Stream.Stream<JobEvent>
 }
@@ -178,6 +180,7 @@ export const layer = <Jobs extends Job.Any>(
       yield* runner.start(listener)
       return {
         id: runner.config.id,
+        lease: Duration.millis(runner.config.leaseMillis),
         events: Stream.fromPubSub(runner.events)
       }
     }).pipe(Effect.annotateLogs("component", "JobRunner"))

@@ -2,10 +2,13 @@
  * The metrics effect-workers records. All names start with `effect_workers_`;
  * the counters carry a `worker` label; the duration histogram is shared by
  * all workers (per-worker durations are in the status registry).
+ * `prometheusText` renders them, and every other Effect metric, for a
+ * Prometheus scrape.
  *
  * @since 0.1.0
  */
-import { Metric, MetricBoundaries, MetricKey } from "effect"
+import { Effect, Metric, MetricBoundaries, MetricKey } from "effect"
+import * as Prometheus from "./internal/prometheus.js"
 
 /** @internal */
 export const keys = {
@@ -122,3 +125,44 @@ export const jobWait: Metric.Metric.Histogram<number> = Metric.fromMetricKey(key
  * @category metrics
  */
 export const jobsRunning: Metric.Metric.Gauge<number> = Metric.fromMetricKey(keys.jobsRunning)
+
+/**
+ * Every metric in Effect's registry (the workers', the jobs', and the
+ * application's own), in the Prometheus text format (version 0.0.4).
+ *
+ * **Details**
+ *
+ * Counters made with `incremental: true` (all of this module's) are
+ * `counter`s, named with a `_total` suffix (`effect_workers_job_runs_total`);
+ * other Effect counters can go down, so they are `gauge`s under their own
+ * name. Gauges are `gauge`s; histograms are `histogram`s with cumulative
+ * `_bucket` series up to `le="+Inf"`, `_sum` and `_count`; frequencies are
+ * `counter`s (`_total`) with one series per value, labelled `key`;
+ * summaries are `summary`s with `quantile` labels, `_sum` and `_count`.
+ * Names and label names are sanitised (characters Prometheus does not allow
+ * become `_`), and a metric whose name is already taken by a metric of
+ * another type is left out.
+ *
+ * @example
+ * ```ts
+ * import { HttpServerResponse } from "@effect/platform"
+ * import { Effect } from "effect"
+ * import { Metrics } from "effect-workers"
+ *
+ * const metrics = Effect.map(Metrics.prometheusText, (body) =>
+ *   HttpServerResponse.text(body, { contentType: Metrics.prometheusContentType }))
+ * ```
+ *
+ * @since 0.1.0
+ * @category exporters
+ */
+export const prometheusText: Effect.Effect<string> = Effect.map(Metric.snapshot, Prometheus.render)
+
+/**
+ * The content type to serve {@link prometheusText} with:
+ * `"text/plain; version=0.0.4; charset=utf-8"`.
+ *
+ * @since 0.1.0
+ * @category exporters
+ */
+export const prometheusContentType: string = Prometheus.contentType

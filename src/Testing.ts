@@ -250,7 +250,7 @@ export const drainQueue = <Jobs extends Job.Any>(options: {
       yield* Effect.sleep("10 millis")
     }
     const rows = yield* store.sql<Store.InfoRow>`SELECT ${store.sql.literal(Store.infoColumns)} FROM ${store.jobs}
-      WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND id >= ${start}::bigint ORDER BY id`
+      WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND id >= ${start}::bigint ORDER BY jobs.id`
     const infos = rows.map(Store.toInfo)
     const count = (state: Job.JobState) => infos.filter((job) => job.state === state).length
     return {
@@ -297,7 +297,7 @@ export const assertEnqueued = <P, I>(options: {
     const store = yield* storeOf(client.schema)
     const { sql } = store
     const waiting = yield* sql<Store.InfoRow>`SELECT ${sql.literal(Store.infoColumns)} FROM ${store.jobs}
-      WHERE name = ${options.job.name} AND state IN ('scheduled', 'available', 'retryable') ORDER BY id`
+      WHERE name = ${options.job.name} AND state IN ('scheduled', 'available', 'retryable') ORDER BY jobs.id`
     const all = waiting.map(Store.toInfo)
     const payload = options.payload === undefined ? undefined : JSON.stringify(options.payload)
     const matching = payload === undefined ? all : yield* Effect.map(

@@ -1,6 +1,7 @@
 /**
  * @since 0.1.0
  */
+export * as Dashboard from "./Dashboard.js"
 export * as Host from "./Host.js"
 export * as Job from "./Job.js"
 export * as JobClient from "./JobClient.js"

@@ -30,6 +30,7 @@ import { SimpleBackgroundService } from "../examples/simple-background.js"
 import * as Postgres from "../examples/support/postgres.js"
 import * as Children from "./support/children.js"
 import * as TestDatabase from "./support/database.js"
+import { eventually } from "./support/eventually.js"
 import { captureLogs } from "./support/logs.js"
 
 const root = path.resolve(import.meta.dirname, "..")
@@ -403,14 +404,29 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
         const fs = yield* FileSystem.FileSystem
         yield* sql`DROP TABLE IF EXISTS pending_orders, logs, sessions, health_checks`
         const dataDir = yield* fs.makeTempDirectoryScoped()
+        const port = yield* freePort
 
         const demo = yield* node("examples/demo.ts", {
           ...process.env,
           DATABASE_URL: db.url,
           EXAMPLES_DATA_DIR: dataDir,
           JOBS_SCHEMA: db.schema,
-          DATABASE_CLEANUP_INITIAL_DELAY: "0 seconds"
+          DATABASE_CLEANUP_INITIAL_DELAY: "0 seconds",
+          PORT: String(port),
+          JOBS_API_PORT: String(yield* freePort)
         })
+        // The dashboard, with the health checks and metrics, at the address it prints.
+        yield* demo.waitForOutput(`Listening on http://127.0.0.1:${port}`)
+        const get = (path: string) =>
+          Effect.promise(async () => {
+            const response = await fetch(`http://127.0.0.1:${port}${path}`)
+            return { status: response.status, text: await response.text() }
+          })
+        expect(yield* get("/healthz")).toEqual({ status: 200, text: JSON.stringify({ status: "ok" }) })
+        const page = yield* get("/")
+        expect([page.status, page.text.includes("effect-workers")]).toEqual([200, true])
+        yield* eventually(get("/readyz"), (ready) => ready.status === 200, "the demo to be ready")
+        expect((yield* get("/metrics")).text).toContain("effect_workers_")
         yield* demo.waitForOutput("Processed 3 order(s), 1 failed")
         yield* demo.waitForOutput("Deleted: 1 logs, 1 sessions, 1 files")
         yield* demo.waitForOutput("Message 1-c moved to the dead-letter queue")
@@ -447,7 +463,13 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
           const { DATABASE_URL: _, ...env } = process.env
           const demo = yield* Children.spawn(process.execPath, ["--import", "tsx", "examples/demo.ts"], {
             cwd: root,
-            env: { ...env, EXAMPLES_DATA_DIR: dataDir, EMBEDDED_POSTGRES_PORT: String(yield* Postgres.freePort) }
+            env: {
+              ...env,
+              EXAMPLES_DATA_DIR: dataDir,
+              EMBEDDED_POSTGRES_PORT: String(yield* Postgres.freePort),
+              PORT: String(yield* freePort),
+              JOBS_API_PORT: String(yield* freePort)
+            }
           })
           yield* demo.waitForOutput("Processed 3 order(s), 1 failed", { timeout: "60 seconds" })
           expect(yield* interrupt(demo)).toEqual({ code: 0, signal: null })

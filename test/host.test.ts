@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Layer, Ref, Schedule } from "effect"
+import { Cause, ConfigProvider, Console, Deferred, Effect, Exit, Layer, Ref, Schedule } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { Host, Testing, Worker, WorkerError } from "../src/index.js"
@@ -14,13 +14,35 @@ interface Child {
   readonly exit: Effect.Effect<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
+/** Parses each line as a JSON log entry; fails naming the first line that is not one. */
+const jsonLines = (
+  lines: ReadonlyArray<string>
+): Array<{ message: unknown; logLevel: string; annotations: Record<string, unknown> }> =>
+  lines.map((line) => {
+    try {
+      return JSON.parse(line)
+    } catch {
+      throw new Error(`not a JSON log line: ${line}`)
+    }
+  })
+
+/** A console that keeps what the loggers write with `console.log`, one entry a call. */
+const capturingConsole = Effect.map(Effect.console, (base) => {
+  const lines: Array<string> = []
+  const unsafe: Console.UnsafeConsole = Object.create(base.unsafe)
+  unsafe.log = (...args: ReadonlyArray<unknown>) => {
+    lines.push(args.map(String).join(" "))
+  }
+  return { console: { ...base, unsafe } satisfies Console.Console, lines }
+})
+
 /** Spawns the fixture host; it is killed when the test's scope closes if still alive. */
-const spawnHost = (scenario: string) =>
+const spawnHost = (scenario: string, env: Record<string, string> = {}) =>
   Effect.acquireRelease(
     Effect.sync((): Child => {
       const child = spawn(process.execPath, ["--import", "tsx", fixture, scenario], {
         stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, NO_COLOR: "1" }
+        env: { ...process.env, NO_COLOR: "1", ...env }
       })
       let output = ""
       const waiters: Array<{ text: string; resume: () => void }> = []
@@ -125,6 +147,39 @@ describe("Host in a real process", () => {
       assert.include(out, `invalid day-of-week field in cron expression "0 2 * * 8"`)
       assert.notInclude(out, "hook: started")
     }).pipe(Effect.scoped), 30_000)
+
+  it.live("LOG_FORMAT=json: every log line is a JSON object with its annotations", () =>
+    Effect.gen(function*() {
+      const child = yield* spawnHost("fatal", { LOG_FORMAT: "json" })
+      const { code } = yield* child.exit
+      const out = child.output()
+      assert.strictEqual(code, 1, out)
+      // The fixture's own progress lines are plain text; everything the loggers wrote must be JSON.
+      const logs = jsonLines(out.split("\n").filter((line) => line !== "" && !line.startsWith("hook: ")))
+      const failure = logs.find((log) => log.message === `Worker "fatal" iteration failed`)
+      assert.isDefined(failure, out)
+      assert.strictEqual(failure!.logLevel, "ERROR")
+      assert.deepStrictEqual(failure!.annotations, { worker: "fatal" })
+      assert.deepStrictEqual(
+        logs.map((log) => log.message).filter((m) => m === "Host stopping" || m === "Host stopped"),
+        ["Host stopping", "Host stopped"]
+      )
+    }).pipe(Effect.scoped), 30_000)
+
+  it.live(
+    "a LOG_FORMAT that is not a format: exit code 1, the variable and the formats named",
+    () =>
+      Effect.gen(function*() {
+        const child = yield* spawnHost("graceful", { LOG_FORMAT: "xml" })
+        const { code } = yield* child.exit
+        const out = child.output()
+        assert.strictEqual(code, 1, out)
+        assert.include(out, "Host failed to start")
+        assert.include(out, `Invalid data at LOG_FORMAT: "Expected one of (pretty, logfmt, json, structured)`)
+        assert.notInclude(out, "hook: started")
+      }).pipe(Effect.scoped),
+    30_000
+  )
 })
 
 describe("Host.launch", () => {
@@ -226,5 +281,53 @@ describe("Host.launch", () => {
       const host = yield* Testing.startHost(worker, { gracePeriod: "5 seconds" })
       yield* Deferred.await(late)
       assert.isTrue(Exit.isSuccess(yield* host.stop))
+    }))
+
+  it.scoped("logFormat json writes each log line as a JSON object, with a worker's annotation", () =>
+    Effect.gen(function*() {
+      const { console, lines } = yield* capturingConsole
+      const failing = Worker.make("json-logs", Effect.fail(new Error("boom")), { retry: false })
+      const host = yield* Testing.startHost(failing, { gracePeriod: "5 seconds", logFormat: "json" }).pipe(
+        Effect.withConsole(console)
+      )
+      yield* host.registry.awaitStatus("json-logs", (s) => s.state === "failed")
+      assert.isTrue(Exit.isSuccess(yield* host.stop))
+      const logs = jsonLines(lines)
+      const messages = logs.map((log) => log.message)
+      // The worker's first iteration is forked as the host starts: its line may come before "Host started".
+      assert.sameMembers(messages.slice(0, 2), ["Host started with 1 worker(s)", `Worker "json-logs" iteration failed`])
+      assert.deepStrictEqual(messages.slice(2), ["Host stopping", "Host stopped"])
+      const failure = logs.find((log) => log.message === `Worker "json-logs" iteration failed`)!
+      assert.deepStrictEqual(failure.annotations, { worker: "json-logs" })
+      assert.strictEqual(failure.logLevel, "ERROR")
+    }))
+
+  it.scoped("reads the format from LOG_FORMAT", () =>
+    Effect.gen(function*() {
+      const { console, lines } = yield* capturingConsole
+      const host = yield* Testing.startHost(Worker.make("idle", Effect.never), { gracePeriod: "5 seconds" }).pipe(
+        Effect.withConsole(console),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["LOG_FORMAT", "logfmt"]])))
+      )
+      assert.isTrue(Exit.isSuccess(yield* host.stop))
+      assert.strictEqual(lines.length, 3, lines.join("\n"))
+      for (const line of lines) assert.match(line, /^timestamp=\S+ level=INFO fiber=#\d+ message="Host st/)
+    }))
+
+  it.effect("rejects a log format that is not one, from the option or from LOG_FORMAT", () =>
+    Effect.gen(function*() {
+      const message = (exit: Exit.Exit<void, unknown>) =>
+        Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "the host succeeded"
+      const fromOption = yield* Effect.exit(
+        Host.launch(Worker.make("idle", Effect.void), { logFormat: "xml" as "json" })
+      )
+      assert.include(message(fromOption), "logFormat must be one of pretty, logfmt, json, structured (got xml)")
+      const fromConfig = yield* Effect.exit(
+        Host.launch(Worker.make("idle", Effect.void)).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["LOG_FORMAT", "JSON"]])))
+        )
+      )
+      assert.include(message(fromConfig), "LOG_FORMAT")
+      assert.include(message(fromConfig), "Expected one of (pretty, logfmt, json, structured) but received")
     }))
 })

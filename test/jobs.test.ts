@@ -7,7 +7,11 @@ import {
   Either,
   ExecutionStrategy,
   Exit,
+  FiberRef,
+  HashMap,
+  HashSet,
   Layer,
+  Logger,
   Metric,
   Option,
   Ref,
@@ -451,7 +455,15 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           })
       })
       const client = yield* JobClient.JobClient
-      yield* client.enqueueMany(Counted, Array.from({ length: 2000 }, (_, n) => ({ n })))
+      const enqueued = yield* client.enqueueMany(Counted, Array.from({ length: 2000 }, (_, n) => ({ n })))
+      // Ids come back in the payloads' order, and lists page by id as a number, not as text.
+      const ids = enqueued.map((job) => BigInt(job.id))
+      expect(ids.every((id, i) => i === 0 || id === ids[i - 1] + 1n)).toBe(true)
+      for (const i of [0, 1, 999, 1999]) {
+        expect(Option.getOrThrow(yield* client.get(enqueued[i].id)).payload).toEqual({ n: i })
+      }
+      const newest = yield* client.list({ queue: "bulk", limit: 1000 })
+      expect(newest.map((job) => job.id)).toEqual(enqueued.slice(1000).reverse().map((job) => job.id))
       const { scope } = yield* startRunner({ jobs: [Counted], queues: { bulk: 4 } })
       yield* eventually(
         client.counts,
@@ -488,6 +500,32 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         )
       )
       expect(completed.count).toBe(1)
+    }))
+
+  it.scoped("a handler's log lines carry its job, job id, attempt and queue", () =>
+    Effect.gen(function*() {
+      const lines: Array<{ message: string; annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, message }) => {
+        lines.push({
+          message: Array.isArray(message) ? message.join(" ") : String(message),
+          annotations: Object.fromEntries(HashMap.toEntries(annotations))
+        })
+      })
+      yield* Effect.locallyScopedWith(FiberRef.currentLoggers, () => HashSet.make(logger))
+      const Chatty = Job.make("chatty", {
+        payload: Schema.Struct({}),
+        queue: "chat",
+        handler: () => Effect.log("working on it")
+      })
+      const { id } = yield* (yield* JobClient.JobClient).enqueue(Chatty, {})
+      yield* startRunner({ jobs: [Chatty] })
+      yield* awaitState(id, "completed")
+      expect(lines.find((line) => line.message === "working on it")?.annotations).toMatchObject({
+        job: "chatty",
+        job_id: id,
+        attempt: 1,
+        queue: "chat"
+      })
     }))
 
   it.scoped("runner events report what happened", () =>

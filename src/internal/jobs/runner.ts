@@ -508,7 +508,11 @@ export class Runner {
       const cause = Cause.fail(decoded.left)
       return Effect.succeed(this.discard(job, cause, `the stored payload does not decode`))
     }
-    let handler: Effect.Effect<unknown, unknown> = definition.handler(decoded.right) as Effect.Effect<unknown, unknown>
+    // The handler's own log lines say which job and attempt they belong to.
+    let handler: Effect.Effect<unknown, unknown> = Effect.annotateLogs(
+      definition.handler(decoded.right) as Effect.Effect<unknown, unknown>,
+      { queue: job.queue, job: job.name, job_id: job.id, attempt: job.attempt }
+    )
     if (definition.timeout !== undefined) {
       const timeoutMillis = Duration.toMillis(definition.timeout)
       handler = Effect.timeoutFail(handler, {
@@ -667,11 +671,11 @@ export class Runner {
     const { sql } = this
     const store = this.config.store
     // Each outcome belongs to one claim (its attempt): a job claimed again since is not touched.
-    const completed = plain.length === 0 ? Effect.void : sql`
+    const completed: Effect.Effect<unknown, SqlError> = plain.length === 0 ? Effect.void : sql`
       UPDATE ${store.jobs} AS j SET state = 'completed', finalized_at = now(), lease_expires_at = NULL
       FROM unnest(${plain.map((o) => o.job.id)}::bigint[], ${plain.map((o) => o.job.attempt)}::int[]) AS c(id, attempt)
       WHERE j.id = c.id AND j.attempt = c.attempt AND j.state = 'running' AND j.locked_by = ${this.config.id}`
-    const rest = other.length === 0 ? Effect.void : sql`
+    const rest: Effect.Effect<unknown, SqlError> = other.length === 0 ? Effect.void : sql`
       WITH written AS (
         UPDATE ${store.jobs} AS j SET
           state = o.state,
@@ -766,8 +770,9 @@ export class Runner {
     const { sql } = this
     const store = this.config.store
     return Effect.asVoid(sql`
-      INSERT INTO ${store.runners} (id, host, pid, queues) VALUES (
-        ${this.config.id}, ${hostname()}, ${process.pid}, ${[...this.queues.keys()]}::text[]
+      INSERT INTO ${store.runners} (id, host, pid, queues, concurrency) VALUES (
+        ${this.config.id}, ${hostname()}, ${process.pid}, ${[...this.queues.keys()]}::text[],
+        ${JSON.stringify(Object.fromEntries(this.config.queues.map((queue) => [queue.name, queue.concurrency])))}::jsonb
       ) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`)
   }
 

@@ -133,7 +133,7 @@ export const insert = (
       WHERE due.at <= now() AND EXISTS (SELECT 1 FROM inserted)
     )
     -- Ids grow in insertion order, which is the payloads' order.
-    SELECT id::text AS id, unique_key AS "uniqueKey" FROM inserted, (SELECT count(*) FROM notified) AS n ORDER BY id`
+    SELECT id::text AS id, unique_key AS "uniqueKey" FROM inserted, (SELECT count(*) FROM notified) AS n ORDER BY inserted.id`
 }
 
 /** Ids of the live jobs holding these unique keys. */
@@ -150,4 +150,29 @@ export const get = (store: Store, id: string): Effect.Effect<Option.Option<JobIn
     sql<InfoRow>`SELECT ${sql.literal(infoColumns)} FROM ${store.jobs} WHERE id = ${id}::bigint`,
     (rows) => Option.map(Option.fromNullable(rows[0]), toInfo)
   )
+}
+
+/** Which jobs a list or a bulk action covers; `search` is a job id or text found in the payload. */
+export interface Filter {
+  readonly queue?: string | undefined
+  readonly state?: JobState | undefined
+  readonly name?: string | undefined
+  readonly search?: string | undefined
+}
+
+/** SQL conditions for `filter`, to be joined with AND. */
+export const filterConditions = (store: Store, filter: Filter) => {
+  const { sql } = store
+  const search = filter.search?.trim()
+  const pattern = search === undefined ? "" : `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+  return [
+    filter.queue === undefined ? undefined : sql`queue = ${filter.queue}`,
+    filter.state === undefined ? undefined : sql`state = ${filter.state}`,
+    filter.name === undefined ? undefined : sql`name = ${filter.name}`,
+    search === undefined || search === ""
+      ? undefined
+      : /^[0-9]{1,19}$/.test(search)
+      ? sql`(id = ${search}::bigint OR payload::text ILIKE ${pattern})`
+      : sql`payload::text ILIKE ${pattern}`
+  ].filter((condition) => condition !== undefined)
 }
