@@ -15,6 +15,7 @@ import { createRequire } from "node:module"
 import * as Postgres from "../examples/support/postgres.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
+import { captureLogs } from "./support/logs.js"
 
 // The parser ships no type declarations.
 const parsePrometheus = createRequire(import.meta.url)("parse-prometheus-text-format") as (
@@ -91,6 +92,23 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* http.get("/", { authorization: basic })).status).toBe(200)
       expect((yield* http.get("/healthz")).json()).toEqual({ status: "ok" })
       expect((yield* http.get("/readyz")).status).toBe(200)
+    }))
+
+  it.scoped("it binds to 127.0.0.1 by default, and to no other address without a token", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(Dashboard.layer({ host: "0.0.0.0", port: 0 })))
+      expect(error._tag).toBe("InvalidDashboardOptions")
+      expect(error.message).toBe(
+        "Dashboard: option \"host\" \"0.0.0.0\" would expose the dashboard beyond this machine without a token: " +
+          "set \"token\", or bind to 127.0.0.1"
+      )
+      const logs = yield* captureLogs
+      yield* Layer.build(Dashboard.layer({ port: 0 }))
+      yield* Layer.build(Dashboard.layer({ host: "0.0.0.0", port: 0, token: "s3cret" }))
+      const listening = (yield* logs).filter((line) => line.startsWith("Listening on"))
+      expect(listening).toHaveLength(2)
+      expect(listening[0]).toMatch(/^Listening on http:\/\/127\.0\.0\.1:\d+$/)
+      expect(listening[1]).toMatch(/^Listening on http:\/\/0\.0\.0\.0:\d+$/)
     }))
 
   it.scoped("read-only: every action is refused with 403, reads still work", () =>
