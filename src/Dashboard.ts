@@ -509,7 +509,8 @@ export const layer = <R = never>(options: ServerOptions<R> = {}) => {
     : Effect.void
   return Layer.unwrapEffect(Effect.as(
     check,
-    HttpLayerRouter.serve(routes(options)).pipe(
+    // Pages refresh every few seconds: a log line per request would drown the application's own.
+    HttpLayerRouter.serve(routes(options), { disableLogger: true }).pipe(
       Layer.provide(NodeHttpServer.layer(createServer, { port, host }))
     )
   ))
