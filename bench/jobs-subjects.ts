@@ -81,25 +81,25 @@ const effectWorkers = async (options: SubjectOptions): Promise<Subject> => {
 
 // The peers live in bench/node_modules, which a fresh clone's typecheck does not
 // have: import them through non-literal specifiers, with the slice of their API we use.
-type LogFunction = (level: string, message: string, meta?: unknown) => void
-interface GraphileWorkerUtils {
+export type LogFunction = (level: string, message: string, meta?: unknown) => void
+export interface GraphileWorkerUtils {
   readonly migrate: () => Promise<void>
   readonly addJob: (identifier: string, payload: unknown) => Promise<unknown>
   readonly addJobs: (specs: ReadonlyArray<{ identifier: string; payload: unknown }>) => Promise<unknown>
   readonly release: () => Promise<void>
 }
-interface GraphileRunner {
+export interface GraphileRunner {
   readonly stop: () => Promise<void>
 }
-interface GraphileWorker {
+export interface GraphileWorker {
   readonly Logger: new(factory: (scope: unknown) => LogFunction) => unknown
   readonly makeWorkerUtils: (options: Record<string, unknown>) => Promise<GraphileWorkerUtils>
   readonly run: (options: Record<string, unknown>) => Promise<GraphileRunner>
 }
-const graphileSpecifier: string = "graphile-worker"
+export const graphileSpecifier: string = "graphile-worker"
 
 /** Warnings and errors to stderr; the rest (a line per job at the info level) dropped. */
-const quietLog: LogFunction = (level, message) => {
+export const quietLog: LogFunction = (level, message) => {
   if (level === "error" || level === "warning") process.stderr.write(`graphile-worker ${level}: ${message}\n`)
 }
 
@@ -108,7 +108,7 @@ const quietLog: LogFunction = (level, message) => {
  * figures: 24 concurrent jobs on a pool of 25, a local queue of 500, and
  * completions and failures written in batches.
  */
-const graphileBest = {
+export const graphileBest = {
   concurrentJobs: 24,
   maxPoolSize: 25,
   localQueue: { size: 500 },

@@ -7,12 +7,9 @@
  * for the run. Prints tables, then one JSON line of every figure.
  */
 import { Effect, Exit, Scope } from "effect"
-import * as fs from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as Postgres from "../examples/support/postgres.js"
 import { runJsonChild } from "./child.js"
+import { serverUrl } from "./database.js"
 import {
   bulkChunk,
   type ChildResult,
@@ -31,28 +28,15 @@ const targets = { throughputRatioVsGraphileBest: 1.5, latencyP50Ms: 3, latencyP9
 
 const child = fileURLToPath(new URL("./jobs-child.ts", import.meta.url))
 
-const embedded = Effect.gen(function*() {
-  const dataDir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "effect-workers-bench-pg-")))
-  const port = yield* Postgres.freePort
-  return yield* Postgres.start({ dataDir, port, persistent: false })
-})
-
 const runChild = (impl: Impl, mode: Mode, url: string): Promise<ChildResult> =>
   runJsonChild(child, [impl, mode, String(counts[mode]), url], `${impl} ${mode}`)
 
-const fromEnv = process.env.DATABASE_URL
 const scope = Effect.runSync(Scope.make())
 const throughputs: Array<ThroughputResult> = []
 const latencies: Array<LatencyResult> = []
 const failures: Array<string> = []
 try {
-  let url: string
-  if (fromEnv !== undefined && fromEnv !== "") {
-    url = fromEnv
-  } else {
-    console.error("jobs suite: starting an embedded PostgreSQL (set DATABASE_URL to use another server)")
-    url = await Effect.runPromise(Scope.extend(embedded, scope))
-  }
+  const url = await serverUrl("jobs", scope)
   console.error(
     `jobs suite: ${impls.length} throughput runs of ${counts.throughput.toLocaleString("en-US")} jobs, ` +
       `${impls.length} latency runs of ${counts.latency.toLocaleString("en-US")} jobs`

@@ -444,10 +444,11 @@ const sameSchedule = (a: Spec, b: Spec) =>
 /** Parsed schedules by spec: thousands of definitions often share a few. */
 const parsedTicks = new Map<string, Either.Either<Ticks.Ticks, string>>()
 
+const specKey = (spec: Spec) =>
+  `${spec.cron}|${spec.timeZone}|${spec.everyMs}|${time(spec.startsAt)}|${time(spec.anchorAt)}|${time(spec.endsAt)}`
+
 const ticksOf = (spec: Spec): Either.Either<Ticks.Ticks, string> => {
-  const key = `${spec.cron}|${spec.timeZone}|${spec.everyMs}|${time(spec.startsAt)}|${time(spec.anchorAt)}|${
-    time(spec.endsAt)
-  }`
+  const key = specKey(spec)
   let ticks = parsedTicks.get(key)
   if (ticks === undefined) {
     if (spec.cron !== null) {
@@ -618,6 +619,8 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
         const rowIds: Array<string> = []
         const nexts: Array<Date | null> = []
         const broken: Array<string> = []
+        // Definitions with one schedule, policy and due time fire the same ticks: worked out once.
+        const worked = new Map<string, ReturnType<typeof Ticks.dueTicks>>()
         for (const row of due) {
           const parsed = ticksOf(row)
           if (Either.isLeft(parsed)) {
@@ -625,22 +628,21 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
             yield* Effect.logError(`Recurring "${row.id}" is paused: its stored schedule cannot tick: ${parsed.left}`)
             continue
           }
-          const schedule = parsed.right
           const from = row.nextRunAt!
-          const missed = from >= cut ? [] : Ticks.lastTicksBefore(
-            schedule,
-            cut,
-            row.misfire === "skip" ? 0 : row.misfire === "runOnce" ? 1 : row.backfill,
-            from
-          )
-          const onTime = Ticks.ticksBetween(schedule, from >= cut ? from : cut, at, 1_000)
-          for (const tick of [...missed, ...onTime]) {
+          const key = `${specKey(row)}|${row.misfire}|${row.backfill}|${from.getTime()}`
+          let result = worked.get(key)
+          if (result === undefined) {
+            const keep = row.misfire === "skip" ? 0 : row.misfire === "runOnce" ? 1 : row.backfill
+            result = Ticks.dueTicks(parsed.right, from, at, cut, keep)
+            worked.set(key, result)
+          }
+          for (const tick of result.fire) {
             tickIds.push(row.id)
             ticks.push(tick)
             keys.push(tickKey(row.id, tick))
           }
           rowIds.push(row.id)
-          nexts.push(Ticks.nextTick(schedule, at) ?? null)
+          nexts.push(result.next ?? null)
         }
         if (broken.length > 0) {
           yield* sql`UPDATE ${store.recurring} SET paused = true, updated_at = now() WHERE id = ANY(${broken}::text[])`

@@ -10,6 +10,8 @@ export interface CronTicks {
   readonly expression: string
   /** The hour field is `*`: across a fall-back overlap it follows elapsed time, both passes. */
   readonly everyHour: boolean
+  /** A fixed offset (UTC, "+02:00"): no daylight saving time to handle. */
+  readonly fixedOffset: boolean
   readonly start: Date | undefined
   readonly end: Date | undefined
   /** The expression read in fixed offsets, by offset: to find ticks in the second pass of a repeated hour. */
@@ -35,6 +37,7 @@ export const cronTicks = (
   zone: cron.tz._tag === "Some" ? cron.tz.value : DateTime.zoneMakeOffset(0),
   expression,
   everyHour: cron.hours.size === 0 || cron.hours.size === 24,
+  fixedOffset: cron.tz._tag === "Some" && DateTime.isTimeZoneOffset(cron.tz.value),
   start,
   end,
   fixed: new Map()
@@ -77,6 +80,7 @@ const overlapEnd = (zone: DateTime.TimeZone, at: Date): Date => {
  */
 const nextCron = (ticks: CronTicks, after: Date): Date => {
   let next = Cron.next(ticks.cron, after)
+  if (ticks.fixedOffset) return next
   // Inside the second pass of an overlap, Effect reads a repeated wall time as its first pass, in the past.
   const inOverlap = next <= after
   if (inOverlap) next = Cron.next(ticks.cron, new Date(overlapEnd(ticks.zone, after).getTime() - 1))
@@ -114,16 +118,6 @@ export const nextTick = (ticks: Ticks, after: Date): Date | undefined => {
 /** The first tick at or after `at`. */
 export const tickFrom = (ticks: Ticks, at: Date): Date | undefined => nextTick(ticks, new Date(at.getTime() - 1))
 
-/** Ticks in `[from, to]`, oldest first, at most `limit` of them (the oldest). */
-export const ticksBetween = (ticks: Ticks, from: Date, to: Date, limit: number): Array<Date> => {
-  const found: Array<Date> = []
-  for (let tick = tickFrom(ticks, from); tick !== undefined && tick <= to && found.length < limit;) {
-    found.push(tick)
-    tick = nextTick(ticks, tick)
-  }
-  return found
-}
-
 /** The last `count` ticks in `[notBefore, before)`, oldest first. */
 export const lastTicksBefore = (ticks: Ticks, before: Date, count: number, notBefore: Date): Array<Date> => {
   if (count <= 0) return []
@@ -149,4 +143,26 @@ export const lastTicksBefore = (ticks: Ticks, before: Date, count: number, notBe
     tick = nextTick(ticks, tick)
   }
   return found
+}
+
+/**
+ * What a definition due since `from` fires at `at`: ticks missed (before
+ * `cut`) as its policy keeps the last `keepMissed` of them, then every tick
+ * up to `at` (at most 1,000; later ones are skipped); and its next tick after
+ * `at`.
+ */
+export const dueTicks = (
+  ticks: Ticks,
+  from: Date,
+  at: Date,
+  cut: Date,
+  keepMissed: number
+): { readonly fire: ReadonlyArray<Date>; readonly next: Date | undefined } => {
+  const fire = from < cut ? lastTicksBefore(ticks, cut, keepMissed, from) : []
+  let tick = tickFrom(ticks, from < cut ? cut : from)
+  for (let onTime = 0; tick !== undefined && tick <= at && onTime < 1_000; onTime++) {
+    fire.push(tick)
+    tick = nextTick(ticks, tick)
+  }
+  return { fire, next: tick !== undefined && tick <= at ? nextTick(ticks, at) : tick }
 }
