@@ -33,7 +33,7 @@ import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
 import * as Api from "./internal/dashboard/api.js"
 import * as Store from "./internal/jobs/store.js"
-import type { JobState } from "./Job.js"
+import { JobState } from "./Job.js"
 import { JobClient } from "./JobClient.js"
 import { JobNotFound, RecurringNotFound } from "./JobError.js"
 import { JobRunner } from "./JobRunner.js"
@@ -184,15 +184,7 @@ const unavailable = (error: SqlError) => new Api.DatabaseUnavailable({ message: 
 
 const dbTime = Effect.mapError(unavailable)
 
-const states: ReadonlyArray<JobState> = [
-  "scheduled",
-  "available",
-  "running",
-  "retryable",
-  "completed",
-  "discarded",
-  "cancelled"
-]
+const states: ReadonlyArray<JobState> = JobState.literals
 
 const handlers = (settings: Settings) => {
   const Guard = Layer.succeed(

@@ -371,18 +371,22 @@ export interface LayerOptions {
   readonly misfireThreshold?: Duration.DurationInput | undefined
 }
 
-interface Row {
-  readonly id: string
-  readonly jobName: string
-  readonly queue: string
-  readonly priority: number
-  readonly payload: unknown
+/** What decides the ticks of a stored definition. */
+interface Spec {
   readonly cron: string | null
   readonly timeZone: string | null
   readonly everyMs: string | null
   readonly startsAt: Date | null
   readonly anchorAt: Date | null
   readonly endsAt: Date | null
+}
+
+interface Row extends Spec {
+  readonly id: string
+  readonly jobName: string
+  readonly queue: string
+  readonly priority: number
+  readonly payload: unknown
   readonly misfire: "skip" | "runOnce" | "backfill"
   readonly backfill: number
   readonly paused: boolean
@@ -424,16 +428,6 @@ const toInfo = (row: Row): RecurringInfo =>
     createdAt: row.createdAt,
     updatedAt: row.updatedAt
   })
-
-/** What decides the ticks of a stored definition. */
-interface Spec {
-  readonly cron: string | null
-  readonly timeZone: string | null
-  readonly everyMs: string | null
-  readonly startsAt: Date | null
-  readonly anchorAt: Date | null
-  readonly endsAt: Date | null
-}
 
 const time = (date: Date | null) => date === null ? "" : String(date.getTime())
 
