@@ -23,11 +23,11 @@
  *
  * @since 0.1.0
  */
-import { HttpApiBuilder, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpLayerRouter, HttpServerRequest, HttpServerResponse, OpenApi } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { timingSafeEqual } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:http"
@@ -145,6 +145,23 @@ interface Settings {
   readonly readOnly: boolean
 }
 
+const originHost = (origin: string) => {
+  try {
+    return new URL(origin).host
+  } catch {
+    return undefined
+  }
+}
+
+const loopbackNames = new Set(["127.0.0.1", "localhost", "[::1]", "::1"])
+
+/** The host name a request was sent to, without its port. */
+const hostName = (host: string | undefined) => {
+  if (host === undefined) return undefined
+  const bracket = host.startsWith("[") ? host.indexOf("]") : -1
+  return bracket >= 0 ? host.slice(0, bracket + 1) : host.split(":")[0]
+}
+
 /** Why a request is refused, if it is. */
 const refusal = (
   settings: Settings,
@@ -156,6 +173,16 @@ const refusal = (
     if (token === undefined || !equalSecrets(token, settings.token)) {
       return new Api.Unauthorized({ message: "this dashboard needs its token (HTTP Basic password, or Bearer)" })
     }
+  } else {
+    // Without a token, only requests sent to a loopback name: a site that points its own name at 127.0.0.1
+    // (DNS rebinding) would otherwise be "same origin".
+    const name = hostName(request.headers["host"])
+    if (name === undefined || !loopbackNames.has(name.toLowerCase())) {
+      return new Api.Forbidden({
+        message: `without a token, the dashboard answers only requests to 127.0.0.1 or localhost ` +
+          `(this one was sent to ${request.headers["host"] ?? "no host"}); set a token to serve it under another name`
+      })
+    }
   }
   if (!action) return undefined
   if (settings.readOnly) return new Api.Forbidden({ message: "the dashboard is read-only" })
@@ -165,7 +192,7 @@ const refusal = (
   }
   const origin = request.headers["origin"]
   const host = request.headers["host"]
-  if (origin !== undefined && origin !== "null" && host !== undefined && new URL(origin).host !== host) {
+  if (origin !== undefined && origin !== "null" && host !== undefined && originHost(origin) !== host) {
     return new Api.Forbidden({ message: `cross-site requests are refused (Origin: ${origin})` })
   }
   if (request.headers["x-effect-workers"] !== "1") {
@@ -272,7 +299,12 @@ const handlers = (settings: Settings) => {
         .handle("runNow", ({ path }) => Effect.catchTag(client.retry(path.id), "SqlError", (e) => unavailable(e)))
         .handle("cancel", ({ path }) => Effect.catchTag(client.cancel(path.id), "SqlError", (e) => unavailable(e)))
         .handle("delete", ({ path }) => Effect.catchTag(client.delete(path.id), "SqlError", (e) => unavailable(e)))
-        .handle("bulk", ({ payload }) => dbTime(bulk(store, payload.action, payload.filter)))
+        .handle("bulk", ({ payload }) =>
+          Store.filterConditions(store, payload.filter).length === 0
+            ? Effect.fail(
+              new Api.InvalidFilter({ message: "a bulk action needs a filter (queue, state, name or search)" })
+            )
+            : dbTime(bulk(store, payload.action, payload.filter)))
     }))
 
   const RecurringGroup = HttpApiBuilder.group(Api.DashboardApi, "recurring", (handlers) =>
@@ -332,14 +364,17 @@ const handlers = (settings: Settings) => {
 /** Applies an action to every job the filter covers that it applies to; returns how many. */
 const bulk = (store: Store.Store, action: "retry" | "cancel" | "delete", filter: Store.Filter) => {
   const { sql } = store
-  const where = sql.and(Store.filterConditions(store, filter))
-  const matching = Store.filterConditions(store, filter).length === 0 ? sql`true` : where
+  const matching = sql.and(Store.filterConditions(store, filter))
   const statement = action === "retry"
     ? sql`
       WITH retried AS (
         UPDATE ${store.jobs} SET state = 'available', run_at = now(), finalized_at = NULL,
           max_attempts = GREATEST(max_attempts, attempt + 1)
         WHERE ${matching} AND state IN ('discarded', 'cancelled', 'retryable', 'scheduled')
+          -- A finished job whose unique key a live job holds again stays as it is.
+          AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
+            SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
+              AND live.state IN ${sql.literal(Store.liveStatesSql)}))
         RETURNING queue
       ), notified AS (
         SELECT pg_notify(${store.channel}, 'j:' || queue) FROM (SELECT DISTINCT queue FROM retried) AS q
@@ -386,7 +421,7 @@ const readiness = <R>(extra: ReadonlyArray<ReadinessCheck<R>>) =>
       SELECT (extract(epoch FROM now() - heartbeat_at) * 1000)::float8 AS age
       FROM ${sql(client.schema)}.runners WHERE id = ${runner.value.id}`.pipe(Effect.orElseSucceed(() => []))
       const age = rows[0]?.age ?? null
-      const lease = Number(runner.value.lease.value._tag === "Millis" ? runner.value.lease.value.millis : 30_000)
+      const lease = Duration.toMillis(runner.value.lease)
       checks.push({
         name: "runner",
         ok: age !== null && age < lease,
@@ -431,14 +466,9 @@ const json = (body: unknown, status = 200) =>
  * @category layers
  */
 export const routes = <R = never>(options: Options<R> = {}) => {
-  const settings: Settings = {
-    token: options.token === undefined
-      ? undefined
-      : typeof options.token === "string"
-      ? options.token
-      : Redacted.value(options.token),
-    readOnly: options.readOnly ?? false
-  }
+  const token = tokenOf(options)
+  if (token instanceof InvalidDashboardOptions) return Layer.fail(token)
+  const settings: Settings = { token, readOnly: options.readOnly ?? false }
   const page = (body: string, contentType: string) => (request: HttpServerRequest.HttpServerRequest) => {
     const refused = refusal(settings, request, false)
     return Effect.succeed(
@@ -448,10 +478,12 @@ export const routes = <R = never>(options: Options<R> = {}) => {
     )
   }
   const index = asset("index.html")
+  const openApi = OpenApi.fromApi(Api.DashboardApi)
   const Pages = HttpLayerRouter.addAll([
     HttpLayerRouter.route("GET", "/", page(index, "text/html; charset=utf-8")),
     HttpLayerRouter.route("GET", "/assets/app.js", page(asset("app.js"), "text/javascript; charset=utf-8")),
     HttpLayerRouter.route("GET", "/assets/app.css", page(asset("app.css"), "text/css; charset=utf-8")),
+    HttpLayerRouter.route("GET", "/api/openapi.json", page(JSON.stringify(openApi), "application/json")),
     HttpLayerRouter.route("GET", "/healthz", Effect.succeed(json({ status: "ok" }))),
     HttpLayerRouter.route(
       "GET",
@@ -469,10 +501,22 @@ export const routes = <R = never>(options: Options<R> = {}) => {
       )
     })
   ])
-  const Api_ = HttpLayerRouter.addHttpApi(Api.DashboardApi, { openapiPath: "/api/openapi.json" }).pipe(
+  const Api_ = HttpLayerRouter.addHttpApi(Api.DashboardApi).pipe(
     Layer.provide(handlers(settings))
   )
   return Layer.mergeAll(Pages, Api_)
+}
+
+/** The token as a string; one that is given but empty or short (an unset variable) is an error, not no token. */
+const tokenOf = (options: Options<any>): string | undefined | InvalidDashboardOptions => {
+  if (options.token === undefined) return undefined
+  const token: unknown = typeof options.token === "string" ? options.token : Redacted.value(options.token)
+  return typeof token === "string" && token.length >= 8 ? token : new InvalidDashboardOptions({
+    option: "token",
+    reason: `must be a string of at least 8 characters, got ${
+      typeof token === "string" ? `${token.length} character(s)` : String(token)
+    } (is its environment variable set?)`
+  })
 }
 
 const loopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost"
@@ -488,7 +532,10 @@ const loopback = (host: string) => host === "127.0.0.1" || host === "::1" || hos
 export const layer = <R = never>(options: ServerOptions<R> = {}) => {
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 3000
-  const check = !loopback(host) && options.token === undefined
+  const token = tokenOf(options)
+  const check = token instanceof InvalidDashboardOptions
+    ? Effect.fail(token)
+    : !loopback(host) && token === undefined
     ? Effect.fail(
       new InvalidDashboardOptions({
         option: "host",

@@ -135,7 +135,7 @@ export interface Options extends Migrations.Options {
   readonly migrate?: boolean | undefined
 }
 
-const validId = (id: string) => /^[0-9]{1,19}$/.test(id)
+const validId = Store.isJobId
 
 const delayMillis = (job: Job.Any, delay: Duration.DurationInput | undefined) => {
   if (delay === undefined) return Effect.succeed(0)

@@ -143,8 +143,14 @@ const checkDefinition = (id: string, options: Options<any>): InvalidRecurring | 
     }
   } else {
     const every = Duration.decodeUnknown(options.every)
-    if (Option.isNone(every) || !Duration.isFinite(every.value) || Duration.toMillis(every.value) < 1_000) {
-      return invalid("every", `must be a finite duration of at least 1 second, got ${String(options.every)}`)
+    if (
+      Option.isNone(every) || !Duration.isFinite(every.value) || Duration.toMillis(every.value) < 1_000 ||
+      !Number.isInteger(Duration.toMillis(every.value))
+    ) {
+      return invalid(
+        "every",
+        `must be a finite duration of at least 1 second, in whole milliseconds, got ${String(options.every)}`
+      )
     }
   }
   for (const name of ["start", "end"] as const) {
@@ -157,8 +163,11 @@ const checkDefinition = (id: string, options: Options<any>): InvalidRecurring | 
     return invalid("end", "must not be before start")
   }
   if (options.queue !== undefined && options.queue.trim().length === 0) return invalid("queue", "must not be empty")
-  if (options.priority !== undefined && !Number.isSafeInteger(options.priority)) {
-    return invalid("priority", `must be an integer, got ${options.priority}`)
+  if (
+    options.priority !== undefined &&
+    !(Number.isInteger(options.priority) && options.priority >= -(2 ** 31) && options.priority < 2 ** 31)
+  ) {
+    return invalid("priority", `must be a 32-bit integer, got ${options.priority}`)
   }
   const misfire = options.misfire
   if (
@@ -538,23 +547,26 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
             // schedule changes, from its last tick.
             const anchorAt = spec.everyMs === null
               ? null
-              : spec.startsAt ?? (same ? old.anchorAt : old?.lastRunAt ?? at)
+              : spec.startsAt ??
+                (old !== undefined && old.everyMs === spec.everyMs ? old.anchorAt : old?.lastRunAt ?? at)
             const ticks = Either.getOrThrow(ticksOf({ ...spec, anchorAt }))
-            const nextRunAt = same
-              ? old.nextRunAt
-              : old === undefined
-              ? Ticks.tickFrom(ticks, at)
-              : Ticks.nextTick(ticks, at)
             const paused = old === undefined || old.definedPaused !== definition.paused
               ? definition.paused
               : old.paused
+            const nextRunAt = old === undefined || (old.paused && !paused)
+              // New, or resumed by its code: from now on, like `resume`.
+              ? Ticks.tickFrom(ticks, at)
+              : same || (old.nextRunAt !== null && old.nextRunAt <= at)
+              // Unchanged, or a tick already due (missed while no process ran): the misfire policy decides.
+              ? old.nextRunAt
+              : Ticks.nextTick(ticks, at)
             return {
               id: definition.id,
               job_name: definition.job.name,
               queue: definition.queue,
               priority: definition.priority,
               max_attempts: definition.job.maxAttempts,
-              payload: encoded[i],
+              payload: encoded[i] ?? null,
               cron: spec.cron,
               time_zone: spec.timeZone,
               every_ms: spec.everyMs === null ? null : Number(spec.everyMs),
@@ -658,7 +670,7 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
             ORDER BY recurring_id, recurring_tick DESC
           ), advanced AS (
             UPDATE ${store.recurring} r SET next_run_at = n.next,
-              last_run_at = COALESCE(latest.recurring_tick, r.last_run_at),
+              last_run_at = GREATEST(latest.recurring_tick, r.last_run_at),
               last_job_id = COALESCE(latest.id, r.last_job_id)
             FROM unnest(${rowIds}::text[], ${nexts}::timestamptz[]) AS n(rid, next)
               LEFT JOIN latest ON latest.recurring_id = n.rid
@@ -799,16 +811,17 @@ export const layer = (
       const loop = Effect.gen(function*() {
         let failures = 0
         while (true) {
-          const result = yield* Effect.either(service.fireDue)
+          const result = yield* Effect.exit(service.fireDue)
           let wait = poll
-          if (Either.isLeft(result)) {
+          if (result._tag === "Failure") {
             failures++
             wait = Math.min(100 * 2 ** failures, 10_000)
-            yield* Effect.logWarning(`Recurring: firing due ticks failed (${result.left.message}); trying again`)
+            yield* Effect.logWarning("Recurring: firing due ticks failed; trying again", result.cause)
           } else {
             failures = 0
-            if (Option.isSome(result.right.next)) {
-              wait = Math.max(0, Math.min(poll, result.right.next.value.getTime() - (yield* now).getTime()))
+            if (Option.isSome(result.value.next)) {
+              // Due rows that another process holds right now stay due: look again shortly, not at once.
+              wait = Math.max(25, Math.min(poll, result.value.next.value.getTime() - (yield* now).getTime()))
             }
           }
           yield* Effect.raceFirst(Effect.sleep(wait), wake.take)

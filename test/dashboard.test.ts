@@ -75,7 +75,7 @@ const clean = Effect.gen(function*() {
 layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("dashboard", (it) => {
   it.scoped("with a token, every request but the health checks needs it: 401 without, Bearer or Basic with", () =>
     Effect.gen(function*() {
-      const http = yield* serve({ token: Redacted.make("s3cret") })
+      const http = yield* serve({ token: Redacted.make("s3cret-token") })
       const refused = yield* http.get("/api/queues")
       expect(refused.status).toBe(401)
       expect(refused.json()).toEqual({
@@ -87,11 +87,32 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* http.get("/metrics")).status).toBe(401)
       expect((yield* http.get("/api/queues", { authorization: "Bearer wrong" })).status).toBe(401)
       expect((yield* http.post("/api/queues/notes/pause")).status).toBe(401)
-      expect((yield* http.get("/api/queues", { authorization: "Bearer s3cret" })).status).toBe(200)
-      const basic = `Basic ${Buffer.from("ops:s3cret").toString("base64")}`
+      expect((yield* http.get("/api/queues", { authorization: "Bearer s3cret-token" })).status).toBe(200)
+      const basic = `Basic ${Buffer.from("ops:s3cret-token").toString("base64")}`
       expect((yield* http.get("/", { authorization: basic })).status).toBe(200)
+      expect((yield* http.get("/api/openapi.json")).status).toBe(401)
       expect((yield* http.get("/healthz")).json()).toEqual({ status: "ok" })
       expect((yield* http.get("/readyz")).status).toBe(200)
+      // A token that is given but empty or short (an unset environment variable) is refused, not ignored.
+      for (const token of [Redacted.make(process.env.NO_SUCH_VARIABLE!), "short"]) {
+        const error = yield* Effect.flip(serve({ token }))
+        expect(error.message).toMatch(/^Dashboard: option "token" must be a string of at least 8 characters/)
+      }
+    }))
+
+  it.scoped("without a token, it answers only requests sent to a loopback name (no DNS rebinding)", () =>
+    Effect.gen(function*() {
+      const http = yield* serve()
+      const rebound = yield* http.get("/api/jobs", { host: "attacker.example:3000" })
+      expect(rebound.status).toBe(403)
+      expect(rebound.json().message).toContain("without a token, the dashboard answers only requests to 127.0.0.1")
+      const action = yield* http.post("/api/queues/notes/pause", {}, {
+        host: "attacker.example",
+        "x-effect-workers": "1"
+      })
+      expect(action.status).toBe(403)
+      expect((yield* http.get("/", { host: "localhost:3000" })).status).toBe(200)
+      expect((yield* http.get("/api/queues", { host: "[::1]:3000" })).status).toBe(200)
     }))
 
   it.scoped("it binds to 127.0.0.1 by default, and to no other address without a token", () =>
@@ -104,7 +125,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       )
       const logs = yield* captureLogs
       yield* Layer.build(Dashboard.layer({ port: 0 }))
-      yield* Layer.build(Dashboard.layer({ host: "0.0.0.0", port: 0, token: "s3cret" }))
+      yield* Layer.build(Dashboard.layer({ host: "0.0.0.0", port: 0, token: "s3cret-token" }))
       const listening = (yield* logs).filter((line) => line.startsWith("Listening on"))
       expect(listening).toHaveLength(2)
       expect(listening[0]).toMatch(/^Listening on http:\/\/127\.0\.0\.1:\d+$/)
@@ -183,6 +204,10 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* http.get("/api/jobs?state=finished")).status).toBe(400)
       const missing = yield* http.get("/api/jobs/999999999")
       expect([missing.status, missing.json()._tag]).toEqual([404, "JobNotFound"])
+      const unfiltered = yield* http.post("/api/jobs/bulk", { action: "delete", filter: {} })
+      expect([unfiltered.status, unfiltered.json()._tag]).toEqual([400, "InvalidFilter"])
+      expect((yield* http.get("/api/jobs?limit=0")).status).toBe(400)
+      expect((yield* http.get("/api/jobs?search=99999999999999999999")).json().jobs).toEqual([])
       const retried = yield* http.post("/api/jobs/bulk", {
         action: "retry",
         filter: { queue: "notes", state: "cancelled" }

@@ -311,6 +311,32 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* first.list).map((info) => info.id)).toEqual(["api-c", "code-a"])
     }))
 
+  it.scoped("a definition unpaused in code goes on from its next tick, without firing what it missed", () =>
+    Effect.gen(function*() {
+      yield* clean
+      const t0 = "2026-06-01T00:00:00Z"
+      const clock = settableClock(t0)
+      const define = (paused: boolean) =>
+        clock.use(service({
+          definitions: [Recurring.make("held", {
+            job: Report,
+            payload: { kind: "held" },
+            cron: "* * * * *",
+            misfire: { backfill: 5 },
+            paused
+          })]
+        }))
+      yield* define(true)
+      clock.set(at(t0, 10, 30))
+      const recurring = yield* define(false)
+      const info = Option.getOrThrow(yield* recurring.get("held"))
+      expect(Option.getOrThrow(info.nextRunAt).toISOString()).toBe(at(t0, 11))
+      yield* clock.use(recurring.fireDue)
+      clock.set(at(t0, 11))
+      yield* clock.use(recurring.fireDue)
+      expect(yield* ticksOf("held")).toEqual([at(t0, 11)])
+    }))
+
   it.scoped("a bad cron expression, time zone or option is a typed error that says what is wrong", () =>
     Effect.gen(function*() {
       yield* clean
@@ -325,7 +351,8 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       )
       expect(invalid({ cron: Recurring.daily(25) })?.message).toMatch(/\(its hour field\)/)
       expect(invalid({ cron: undefined, every: "500 millis" })?.message).toBe(
-        "Recurring \"bad\": option \"every\" must be a finite duration of at least 1 second, got 500 millis"
+        "Recurring \"bad\": option \"every\" must be a finite duration of at least 1 second, in whole milliseconds, " +
+          "got 500 millis"
       )
       expect(invalid({ every: "1 minute" })?.message).toMatch(/option "cron" or "every" must be given, and not both/)
       expect(invalid({ misfire: { backfill: 0 } })?.message).toMatch(/option "misfire" must be "skip", "runOnce" or/)

@@ -33,6 +33,13 @@ export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>
   HttpApiSchema.annotations({ status: 503 })
 ) {}
 
+/** A bulk action without any filter: it would apply to every job. */
+export class InvalidFilter extends Schema.TaggedError<InvalidFilter>()(
+  "InvalidFilter",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
 /** Checks the token, read-only mode and cross-site requests of every API call. */
 export class Guard extends HttpApiMiddleware.Tag<Guard>()("effect-workers/Dashboard/Guard", {
   failure: Schema.Union(Unauthorized, Forbidden)
@@ -111,7 +118,7 @@ const jobs = HttpApiGroup.make("jobs")
       .setUrlParams(Schema.Struct({
         ...JobFilter.fields,
         before: Schema.optional(Schema.String),
-        limit: Schema.optional(Schema.NumberFromString)
+        limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.positive()))
       }))
       .addSuccess(JobPage)
   )
@@ -134,6 +141,7 @@ const jobs = HttpApiGroup.make("jobs")
   )
   .add(
     HttpApiEndpoint.post("bulk", "/api/jobs/bulk").setPayload(Bulk).addSuccess(Schema.Struct({ count: Schema.Number }))
+      .addError(InvalidFilter)
   )
 
 const recurring = HttpApiGroup.make("recurring")

@@ -152,6 +152,9 @@ export const get = (store: Store, id: string): Effect.Effect<Option.Option<JobIn
   )
 }
 
+/** Whether `id` can be a job's id: digits that fit a bigint. */
+export const isJobId = (id: string) => /^[0-9]{1,19}$/.test(id) && BigInt(id) <= 9223372036854775807n
+
 /** Which jobs a list or a bulk action covers; `search` is a job id or text found in the payload. */
 export interface Filter {
   readonly queue?: string | undefined
@@ -171,7 +174,7 @@ export const filterConditions = (store: Store, filter: Filter) => {
     filter.name === undefined ? undefined : sql`name = ${filter.name}`,
     search === undefined || search === ""
       ? undefined
-      : /^[0-9]{1,19}$/.test(search)
+      : isJobId(search)
       ? sql`(id = ${search}::bigint OR payload::text ILIKE ${pattern})`
       : sql`payload::text ILIKE ${pattern}`
   ].filter((condition) => condition !== undefined)
