@@ -411,6 +411,9 @@ const runAction = async (button, perform, describe, after) => {
   }
 }
 
+/** A table's header row. */
+const thead = (...cells) => h("thead", null, h("tr", null, ...cells))
+
 const actionButton = (label, action, props, onClick) =>
   h("button", {
     type: "button",
@@ -684,16 +687,10 @@ const renderOverview = (data) => {
   const table = h(
     "table",
     { class: "table", "data-testid": "counts-table" },
-    h(
-      "thead",
-      null,
-      h(
-        "tr",
-        null,
-        h("th", null, "Queue"),
-        STATES.map((state) => h("th", { class: "num" }, stateBadge(state))),
-        h("th", { class: "num" }, "Total")
-      )
+    thead(
+      h("th", null, "Queue"),
+      STATES.map((state) => h("th", { class: "num" }, stateBadge(state))),
+      h("th", { class: "num" }, "Total")
     ),
     h(
       "tbody",
@@ -777,6 +774,23 @@ const overviewPage = (root) =>
 // ---------------------------------------------------------------------------
 // Queues
 
+/** Pause or Resume, for a queue or a recurring definition at `path`; `testId` names the button per action. */
+const pauseButton = (ctx, paused, path, what, testId) => {
+  const action = paused ? "resume" : "pause"
+  return actionButton(
+    paused ? "Resume" : "Pause",
+    action,
+    { attrs: { "data-testid": testId(action) } },
+    (button) =>
+      runAction(
+        button,
+        () => post(`${path}/${action}`),
+        () => `${what} ${paused ? "resumed" : "paused"}`,
+        () => ctx.refresh()
+      )
+  )
+}
+
 const renderQueues = (queues, ctx) => {
   if (!queues.length) {
     return h("p", { class: "empty card" }, "No queues yet: a queue appears once a job is enqueued on it.")
@@ -795,23 +809,17 @@ const renderQueues = (queues, ctx) => {
     h(
       "table",
       { class: "table", "data-testid": "queues-table" },
-      h(
-        "thead",
-        null,
-        h(
-          "tr",
-          null,
-          h("th", null, "Queue"),
-          h("th", null, "Status"),
-          h("th", { class: "num", title: "available + scheduled + retryable" }, "Depth"),
-          h("th", { class: "num" }, "Available"),
-          h("th", { class: "num" }, "Scheduled"),
-          h("th", { class: "num" }, "Retryable"),
-          h("th", { class: "num" }, "Running"),
-          h("th", { class: "num", title: "How long the oldest due job has waited" }, "Oldest wait"),
-          h("th", { class: "num", title: "Slots of this queue in the runners alive now" }, "Concurrency"),
-          session.readOnly ? null : h("th", { class: "actions-col" }, "")
-        )
+      thead(
+        h("th", null, "Queue"),
+        h("th", null, "Status"),
+        h("th", { class: "num", title: "available + scheduled + retryable" }, "Depth"),
+        h("th", { class: "num" }, "Available"),
+        h("th", { class: "num" }, "Scheduled"),
+        h("th", { class: "num" }, "Retryable"),
+        h("th", { class: "num" }, "Running"),
+        h("th", { class: "num", title: "How long the oldest due job has waited" }, "Oldest wait"),
+        h("th", { class: "num", title: "Slots of this queue in the runners alive now" }, "Concurrency"),
+        session.readOnly ? null : h("th", { class: "actions-col" }, "")
       ),
       h(
         "tbody",
@@ -819,7 +827,6 @@ const renderQueues = (queues, ctx) => {
         sorted.map((q) => {
           const depth = c(q, "available") + c(q, "scheduled") + c(q, "retryable")
           const wait = q.oldestWaitMillis
-          const action = q.paused ? "resume" : "pause"
           return h(
             "tr",
             { "data-testid": `queue-${q.name}`, "data-paused": String(Boolean(q.paused)) },
@@ -846,18 +853,7 @@ const renderQueues = (queues, ctx) => {
             session.readOnly ? null : h(
               "td",
               { class: "actions" },
-              actionButton(
-                q.paused ? "Resume" : "Pause",
-                action,
-                { attrs: { "data-testid": `${action}-${q.name}` } },
-                (button) =>
-                  runAction(
-                    button,
-                    () => post(`/api/queues/${enc(q.name)}/${action}`),
-                    () => `Queue ${q.name} ${q.paused ? "resumed" : "paused"}`,
-                    () => ctx.refresh()
-                  )
-              )
+              pauseButton(ctx, q.paused, `/api/queues/${enc(q.name)}`, `Queue ${q.name}`, (a) => `${a}-${q.name}`)
             )
           )
         })
@@ -955,21 +951,15 @@ const renderJobs = ({ page, counts }, ctx, filter, before, limit) => {
     : h(
       "table",
       { class: "table", "data-testid": "jobs-table" },
-      h(
-        "thead",
-        null,
-        h(
-          "tr",
-          null,
-          h("th", null, "Id"),
-          h("th", null, "Job"),
-          h("th", null, "Queue"),
-          h("th", null, "State"),
-          h("th", { class: "num" }, "Attempt"),
-          h("th", null, "Run at"),
-          h("th", null, "Finalized"),
-          session.readOnly ? null : h("th", { class: "actions-col" }, "")
-        )
+      thead(
+        h("th", null, "Id"),
+        h("th", null, "Job"),
+        h("th", null, "Queue"),
+        h("th", null, "State"),
+        h("th", { class: "num" }, "Attempt"),
+        h("th", null, "Run at"),
+        h("th", null, "Finalized"),
+        session.readOnly ? null : h("th", { class: "actions-col" }, "")
       ),
       h("tbody", null, rows)
     )
@@ -1347,28 +1337,21 @@ const renderRecurring = (items, ctx) => {
     h(
       "table",
       { class: "table", "data-testid": "recurring-table" },
-      h(
-        "thead",
-        null,
-        h(
-          "tr",
-          null,
-          h("th", null, "Id"),
-          h("th", null, "Job"),
-          h("th", null, "Schedule"),
-          h("th", null, "Misfire"),
-          h("th", null, "Source"),
-          h("th", null, "Status"),
-          h("th", null, "Last run"),
-          h("th", null, "Next run"),
-          session.readOnly ? null : h("th", { class: "actions-col" }, "")
-        )
+      thead(
+        h("th", null, "Id"),
+        h("th", null, "Job"),
+        h("th", null, "Schedule"),
+        h("th", null, "Misfire"),
+        h("th", null, "Source"),
+        h("th", null, "Status"),
+        h("th", null, "Last run"),
+        h("th", null, "Next run"),
+        session.readOnly ? null : h("th", { class: "actions-col" }, "")
       ),
       h(
         "tbody",
         null,
         sorted.map((r) => {
-          const toggle = r.paused ? "resume" : "pause"
           return h(
             "tr",
             { "data-testid": `recurring-${r.id}`, "data-paused": String(Boolean(r.paused)) },
@@ -1419,17 +1402,12 @@ const renderRecurring = (items, ctx) => {
                     () => ctx.refresh()
                   )
               ),
-              actionButton(
-                r.paused ? "Resume" : "Pause",
-                toggle,
-                { attrs: { "data-testid": `recurring-${toggle}-${r.id}` } },
-                (button) =>
-                  runAction(
-                    button,
-                    () => post(`/api/recurring/${enc(r.id)}/${toggle}`),
-                    () => `Recurring ${r.id} ${r.paused ? "resumed" : "paused"}`,
-                    () => ctx.refresh()
-                  )
+              pauseButton(
+                ctx,
+                r.paused,
+                `/api/recurring/${enc(r.id)}`,
+                `Recurring ${r.id}`,
+                (a) => `recurring-${a}-${r.id}`
               )
             )
           )
@@ -1455,23 +1433,17 @@ const renderProcesses = ({ workers, runners }) => {
     : h(
       "table",
       { class: "table", "data-testid": "workers-table" },
-      h(
-        "thead",
-        null,
-        h(
-          "tr",
-          null,
-          h("th", null, "Name"),
-          h("th", null, "Kind"),
-          h("th", null, "State"),
-          h("th", null, "Last start"),
-          h("th", null, "Last end"),
-          h("th", null, "Last error"),
-          h("th", { class: "num" }, "Iterations"),
-          h("th", { class: "num" }, "Failures"),
-          h("th", { class: "num" }, "Skipped"),
-          h("th", null, "Next run")
-        )
+      thead(
+        h("th", null, "Name"),
+        h("th", null, "Kind"),
+        h("th", null, "State"),
+        h("th", null, "Last start"),
+        h("th", null, "Last end"),
+        h("th", null, "Last error"),
+        h("th", { class: "num" }, "Iterations"),
+        h("th", { class: "num" }, "Failures"),
+        h("th", { class: "num" }, "Skipped"),
+        h("th", null, "Next run")
       ),
       h(
         "tbody",
@@ -1511,20 +1483,14 @@ const renderProcesses = ({ workers, runners }) => {
     : h(
       "table",
       { class: "table", "data-testid": "runners-table" },
-      h(
-        "thead",
-        null,
-        h(
-          "tr",
-          null,
-          h("th", null, "Id"),
-          h("th", null, "Host"),
-          h("th", { class: "num" }, "PID"),
-          h("th", null, "Queues"),
-          h("th", null, "Started"),
-          h("th", null, "Heartbeat"),
-          h("th", null, "Status")
-        )
+      thead(
+        h("th", null, "Id"),
+        h("th", null, "Host"),
+        h("th", { class: "num" }, "PID"),
+        h("th", null, "Queues"),
+        h("th", null, "Started"),
+        h("th", null, "Heartbeat"),
+        h("th", null, "Status")
       ),
       h(
         "tbody",
