@@ -21,6 +21,7 @@ import {
   Option,
   Scope
 } from "effect"
+import { ShutdownDeadline } from "./internal/shutdown.js"
 import { ShutdownTimeout, type WorkerFailed } from "./WorkerError.js"
 import { make as makeRegistry, RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
 
@@ -216,6 +217,7 @@ const host = <E, R>(
     const stopRequested = yield* Deferred.make<void>()
     const stoppingSignal = yield* Deferred.make<void>()
     let phase: "building" | "started" | "stopping" | "stopped" = "building"
+    let shutdownDeadline: number | undefined
     // A hook registered after its moment has passed runs at once rather than never.
     const register =
       (hooks: Array<Effect.Effect<void>>, passed: boolean, name: string) => (hook: Effect.Effect<void>) =>
@@ -240,6 +242,7 @@ const host = <E, R>(
       Effect.gen(function*() {
         const clock = yield* Effect.clock
         const deadline = clock.unsafeCurrentTimeMillis() + Duration.toMillis(grace)
+        shutdownDeadline = deadline
         const remaining = () => Duration.millis(Math.max(0, deadline - clock.unsafeCurrentTimeMillis()))
         phase = "stopping"
         yield* Deferred.succeed(stoppingSignal, void 0)
@@ -266,7 +269,11 @@ const host = <E, R>(
       })
 
     const run = Effect.gen(function*() {
-      const context = Context.make(WorkerRegistry, registry).pipe(Context.add(Lifecycle, lifecycle))
+      // The deadline is internal: typed away so that it stays out of the layer's requirements.
+      const context = Context.make(WorkerRegistry, registry).pipe(
+        Context.add(Lifecycle, lifecycle),
+        Context.add(ShutdownDeadline, { get: () => shutdownDeadline })
+      ) as Context.Context<never> as Context.Context<WorkerRegistry | Lifecycle>
       yield* Layer.buildWithScope(Layer.provide(layer, Layer.succeedContext(context)), appScope).pipe(
         Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", cause))
       )

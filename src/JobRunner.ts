@@ -111,6 +111,8 @@ const count = (job: string, option: string, value: number | undefined, fallback:
     : Effect.fail(new InvalidJobOptions({ job, option, reason: `must be an integer of at least ${min}, got ${n}` }))
 }
 
+const builtInTracer = Effect.runSync(Effect.tracer)
+
 /**
  * The runner, in the scope of the layer: its fibers stop when the layer is released.
  *
@@ -140,7 +142,6 @@ export const layer = <Jobs extends Job.Any>(
       }
       const client = yield* JobClient
       const sqlPg = yield* PgClient.PgClient
-      const runtime = yield* Effect.runtime<never>()
       const pool = yield* Effect.acquireRelease(
         Effect.sync(() => {
           const pool = new pg.Pool({
@@ -167,8 +168,8 @@ export const layer = <Jobs extends Job.Any>(
         leaseMillis: yield* millis(what, "lease", options.lease, 30_000),
         retentionMillis: yield* millis(what, "retention", options.retention, 86_400_000),
         drainMillis: yield* millis(what, "drainTimeout", options.drainTimeout, 10_000),
-        tracing: options.tracing
-      }, runtime)
+        tracing: options.tracing ?? (yield* Effect.tracer) !== builtInTracer
+      })
       const listener = options.listen === false
         ? Effect.never
         : listen(

@@ -9,7 +9,7 @@ import { NodeContext, NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Effect, ExecutionStrategy, Exit, Layer, Redacted, Schema, Scope } from "effect"
+import { Deferred, Effect, ExecutionStrategy, Exit, Layer, Redacted, Ref, Schema, Scope } from "effect"
 import { Dashboard, Job, JobClient, JobRunner } from "effect-workers"
 import { createRequire } from "node:module"
 import * as Postgres from "../examples/support/postgres.js"
@@ -256,6 +256,35 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
       yield* Layer.buildWithScope(JobRunner.layer({ jobs: [Note], pollInterval: "100 millis" }), scope)
       yield* eventually(runs, (after) => after >= before + 3, "three more completed runs in /metrics")
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.scoped("/metrics counts the jobs running: effect_workers_jobs_running is 3 with three jobs running", () =>
+    Effect.gen(function*() {
+      yield* clean
+      const http = yield* serve()
+      const release = yield* Deferred.make<void>()
+      const started = yield* Ref.make(0)
+      const Held = Job.make("held", {
+        payload: Schema.Struct({}),
+        queue: "held",
+        handler: () => Effect.zipRight(Ref.update(started, (n) => n + 1), Deferred.await(release))
+      })
+      const running = Effect.map(http.get("/metrics"), (response) => {
+        const family = parsePrometheus(response.text).find((f) => f.name === "effect_workers_jobs_running")
+        return Number(family?.metrics.find((metric) => metric.labels?.queue === "held")?.value ?? 0)
+      })
+      const client = yield* JobClient.JobClient
+      yield* client.enqueueMany(Held, [{}, {}, {}])
+      const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+      yield* Layer.buildWithScope(
+        JobRunner.layer({ jobs: [Held], queues: { held: 5 }, pollInterval: "100 millis" }),
+        scope
+      )
+      yield* eventually(Ref.get(started), (n) => n === 3, "three running jobs")
+      expect(yield* running).toBe(3)
+      yield* Deferred.succeed(release, undefined)
+      yield* eventually(running, (n) => n === 0, "no running jobs in /metrics")
       yield* Scope.close(scope, Exit.void)
     }))
 })

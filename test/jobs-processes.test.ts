@@ -122,7 +122,9 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
         expect(completedNs.size).toBe(100)
         const rescued = (yield* client.list({ state: "completed", limit: 1000 })).filter((job) => job.attempt === 2)
         expect(rescued.length).toBeGreaterThan(0)
-        for (const job of rescued) expect(job.errors[0].message).toContain("stopped renewing the lease")
+        for (const job of rescued) {
+          expect(job.errors[0].message).toContain("stopped (crashed or cut off) while the job ran")
+        }
       }),
     { timeout: 90_000 }
   )
@@ -146,6 +148,34 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
       }),
     { timeout: 60_000 }
   )
+
+  for (
+    const [what, grace, drain] of [
+      ["shorter than", "1500 millis", "3 seconds"],
+      ["as long as", "2 seconds", "2 seconds"],
+      ["longer than", "4 seconds", "2 seconds"]
+    ] as const
+  ) {
+    it.scoped(
+      `SIGTERM with a grace period ${what} the drain: unfinished jobs are given back before the exit`,
+      () =>
+        Effect.gen(function*() {
+          yield* createRuns
+          const client = yield* JobClient.JobClient
+          yield* client.enqueueMany(Long, [{ n: 1 }, { n: 2 }])
+          const runner = yield* startRunner(`grace-${grace.replace(" ", "-")}`, {
+            GRACE_PERIOD: grace,
+            DRAIN_TIMEOUT: drain
+          })
+          yield* eventually(runs("started"), (rows) => rows.length === 2, "two long jobs running")
+          yield* stop(runner)
+          const jobs = yield* client.list({ queue: "long", limit: 10 })
+          expect(jobs.map((job) => [job.state, job.attempt])).toEqual([["available", 0], ["available", 0]])
+          expect(yield* runner.output).not.toContain("did not finish within the grace period")
+        }),
+      { timeout: 60_000 }
+    )
+  }
 
   it.scoped(
     "a database outage: the runner recovers, and its listener reconnects so new jobs start without a poll",

@@ -7,6 +7,7 @@ import {
   Either,
   ExecutionStrategy,
   Exit,
+  Fiber,
   FiberRef,
   HashMap,
   HashSet,
@@ -434,7 +435,179 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const done = yield* awaitState(row.id, "completed")
       yield* Scope.close(scope, Exit.void)
       expect(done.attempt).toBe(2)
-      expect(done.errors[0].message).toContain("crashed-runner stopped renewing the lease")
+      expect(done.errors[0].message).toContain("its runner crashed-runner stopped")
+    }))
+
+  /** Inserts a job as a runner `runner` left it: running at `attempt`, its lease good for an hour. */
+  const strand = (name: string, options: {
+    readonly runner: string
+    readonly attempt: number
+    readonly maxAttempts: number
+    readonly claimedAhead?: boolean
+  }) =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const [row] = yield* sql<{ id: string }>`
+        INSERT INTO ${sql(client.schema)}.jobs (name, queue, payload, state, attempt, max_attempts, locked_by,
+          lease_expires_at, claimed_ahead)
+        VALUES (${name}, 'default', '{}', 'running', ${options.attempt}, ${options.maxAttempts}, ${options.runner},
+          now() + interval '1 hour', ${options.claimedAhead ?? false})
+        RETURNING id::text AS id`
+      return row.id
+    })
+
+  const rescues = (id: string) =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const [row] = yield* sql<{ rescues: number }>`SELECT rescues FROM ${sql(client.schema)}.jobs WHERE id = ${id}`
+      return row.rescues
+    })
+
+  it.scoped("a runner whose heartbeat expired has its jobs rescued at once by a starting runner, before their leases end", () =>
+    Effect.gen(function*() {
+      const Orphan = Job.make("orphan", { payload: Schema.Struct({}), handler: () => Effect.void })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO ${sql(client.schema)}.runners (id, host, pid, queues, expires_at)
+        VALUES ('silent-runner', 'elsewhere', 1, '{default}', now() - interval '1 second')`
+      const id = yield* strand("orphan", { runner: "silent-runner", attempt: 1, maxAttempts: 5 })
+      // The default lease (30 s): only the runner's expired heartbeat can free the job within the test.
+      const { scope } = yield* startRunner({ jobs: [Orphan] })
+      const done = yield* awaitState(id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect(done.attempt).toBe(2)
+      expect(done.errors[0].message).toContain("its runner silent-runner stopped")
+      expect(yield* rescues(id)).toBe(1)
+    }))
+
+  it.scoped("a job claimed ahead by a runner that died gets its attempt back: with one attempt it still runs", () =>
+    Effect.gen(function*() {
+      const ran = yield* Ref.make(0)
+      const Once = Job.make("once", {
+        payload: Schema.Struct({}),
+        maxAttempts: 1,
+        handler: () => Ref.update(ran, (n) => n + 1)
+      })
+      const id = yield* strand("once", { runner: "vanished-runner", attempt: 1, maxAttempts: 1, claimedAhead: true })
+      const { scope } = yield* startRunner({ jobs: [Once] })
+      const done = yield* awaitState(id, "completed", "discarded")
+      yield* Scope.close(scope, Exit.void)
+      expect(done.state).toBe("completed")
+      expect(done.attempt).toBe(1)
+      expect(done.errors).toEqual([])
+      expect(yield* Ref.get(ran)).toBe(1)
+    }))
+
+  it.scoped("a job rescued again and again follows its backoff, then is discarded when its attempts are spent", () =>
+    Effect.gen(function*() {
+      const Poison = Job.make("poison", {
+        payload: Schema.Struct({}),
+        maxAttempts: 2,
+        backoff: Schedule.spaced("1 hour"),
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const id = yield* strand("poison", { runner: "crashing-runner", attempt: 1, maxAttempts: 2 })
+      const { scope } = yield* startRunner({ jobs: [Poison] })
+      const retried = yield* awaitState(id, "retryable")
+      const [{ now }] = yield* sql<{ now: Date }>`SELECT now() AS now`
+      expect(retried.runAt.getTime()).toBeGreaterThan(now.getTime() + 50 * 60_000)
+      // It ran again and killed that runner too.
+      yield* sql`UPDATE ${sql(client.schema)}.jobs SET state = 'running', attempt = 2, locked_by = 'crashing-runner',
+        lease_expires_at = now() + interval '1 hour' WHERE id = ${id}`
+      const discarded = yield* awaitState(id, "discarded")
+      yield* Scope.close(scope, Exit.void)
+      expect(discarded.errors.map((error) => error.attempt)).toEqual([1, 2])
+      expect(yield* rescues(id)).toBe(2)
+    }))
+
+  it.scoped("fibers a handler forks end with its run; a daemon fiber keeps its own job's context", () =>
+    Effect.gen(function*() {
+      const forkEnded = yield* Deferred.make<void>()
+      const secondStarted = yield* Deferred.make<void>()
+      const seenByDaemon = yield* Deferred.make<string>()
+      const Forking = Job.make("forking", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        queue: "forking",
+        handler: ({ n }) =>
+          n === 1
+            ? Effect.gen(function*() {
+              const forkStarted = yield* Deferred.make<void>()
+              yield* Effect.fork(
+                Effect.zipRight(Deferred.succeed(forkStarted, undefined), Effect.never).pipe(
+                  Effect.onInterrupt(() => Deferred.succeed(forkEnded, undefined))
+                )
+              )
+              yield* Deferred.await(forkStarted)
+              yield* Effect.forkDaemon(Effect.gen(function*() {
+                yield* Deferred.await(secondStarted)
+                const context = yield* Job.JobContext
+                yield* Deferred.succeed(seenByDaemon, context.id)
+              }))
+            })
+            : Deferred.succeed(secondStarted, undefined)
+      })
+      const client = yield* JobClient.JobClient
+      const first = yield* client.enqueue(Forking, { n: 1 })
+      yield* client.enqueue(Forking, { n: 2 }, { runAt: new Date(Date.now() + 300) })
+      const { scope } = yield* startRunner({ jobs: [Forking], queues: { forking: 1 } })
+      yield* Deferred.await(forkEnded)
+      expect(yield* Deferred.await(seenByDaemon)).toBe(first.id)
+      yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.scoped("a row lock held on one running job for two leases holds up neither the other jobs' leases nor outcomes", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const starts = new Map<number, number>()
+      const Held = Job.make("held-lease", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        queue: "held-lease",
+        handler: ({ n }) =>
+          Effect.zipRight(
+            Effect.sync(() => starts.set(n, (starts.get(n) ?? 0) + 1)),
+            n === 2 ? Effect.void : Deferred.await(release)
+          )
+      })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const { schema } = client
+      const [one, , three] = yield* client.enqueueMany(Held, [{ n: 1 }, { n: 2 }, { n: 3 }])
+      const leaseMillis = 1_000
+      const { runner, scope } = yield* startRunner({
+        jobs: [Held],
+        queues: { "held-lease": 2 },
+        lease: Duration.millis(leaseMillis)
+      })
+      yield* eventually(Effect.sync(() => starts.get(1) ?? 0), (n) => n === 1, "job 1 to start")
+      const locker = yield* Effect.fork(sql.withTransaction(Effect.gen(function*() {
+        yield* sql`SELECT id FROM ${sql(schema)}.jobs WHERE id = ${one.id} FOR UPDATE`
+        const [{ now }] = yield* sql<{ now: Date }>`SELECT now() AS now`
+        // Job 1 finishes while its row is locked: its outcome waits, and must not hold up the rest.
+        yield* Deferred.succeed(release, undefined)
+        // Held for two leases of the runner, as its own heartbeats show.
+        yield* eventually(
+          sql<{ n: number }>`SELECT count(*)::int AS n FROM ${sql(schema)}.runners
+            WHERE id = ${runner.id} AND heartbeat_at > ${new Date(now.getTime() + 2 * leaseMillis)}`,
+          (rows) => rows[0].n === 1,
+          "two leases of heartbeats"
+        )
+        const [held] = yield* sql<{ state: string; locked_by: string }>`
+          SELECT state, locked_by FROM ${sql(schema)}.jobs WHERE id = ${three.id}`
+        return held
+      })))
+      const threeWhileLocked = yield* Fiber.join(locker)
+      // Job 3 started once job 2 was done; it ran (or runs) on the same runner, never rescued.
+      expect(threeWhileLocked.locked_by).toBe(runner.id)
+      yield* awaitState(one.id, "completed", "retryable", "available")
+      yield* awaitState(three.id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect(starts.get(2)).toBe(1)
+      expect(starts.get(3)).toBe(1)
+      expect((yield* jobState(three.id)).attempt).toBe(1)
     }))
 
   it.scoped("many jobs enqueued in one statement all complete exactly once within the concurrency limit", () =>

@@ -1,0 +1,272 @@
+/**
+ * The runner's statements on the job tables, named by what they do. Rows a
+ * statement would wait for are skipped (`SKIP LOCKED`) wherever waiting
+ * could hold up lease renewal: a user's transaction holding a job's row, or
+ * another of these statements.
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import { Effect } from "effect"
+import { hostname } from "node:os"
+import type pg from "pg"
+import type { Claimed, Outcome } from "./outcomes.js"
+import type { Store } from "./store.js"
+
+const claimedColumns = (alias: string) =>
+  `${alias}.id::text AS id, ${alias}.name, ${alias}.queue, ${alias}.payload, ${alias}.attempt,
+  ${alias}.max_attempts AS "maxAttempts", ${alias}.run_at AS "runAt", ${alias}.inserted_at AS "insertedAt",
+  ${alias}.trace_id AS "traceId", ${alias}.span_id AS "spanId", ${alias}.recurring_id AS "recurringId",
+  ${alias}.recurring_tick AS "recurringTick", ${alias}.claimed_ahead AS "claimedAhead", ${alias}.rescues`
+
+/**
+ * The claim, as text for a named prepared statement: up to `$5` due jobs of
+ * queue `$3` with names `$4`, for runner `$1` with a lease of `$2` ms. The
+ * first `$6` go to free slots at once; the others are claimed ahead, and a
+ * rescue gives their attempt back.
+ */
+export const claimText = (store: Store): string => `
+  UPDATE ${store.quoted}.jobs AS j SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
+    locked_by = $1, lease_expires_at = now() + $2 * interval '1 millisecond', claimed_ahead = c.n > $6
+  FROM (
+    SELECT id, row_number() OVER (ORDER BY priority, run_at, id) AS n FROM (
+      SELECT id, priority, run_at FROM ${store.quoted}.jobs
+      WHERE queue = $3 AND state IN ('scheduled', 'available', 'retryable') AND run_at <= now()
+        AND name = ANY($4::text[])
+        AND NOT EXISTS (SELECT 1 FROM ${store.quoted}.queues WHERE name = $3 AND paused)
+      ORDER BY priority, run_at, id
+      LIMIT $5
+      FOR UPDATE SKIP LOCKED
+    ) AS due
+  ) AS c
+  WHERE j.id = c.id
+  RETURNING ${claimedColumns("j")}`
+
+/** Connections of a runner's pool that no longer wait for the disk at commit. */
+const tuned = new WeakSet<pg.PoolClient>()
+
+/**
+ * Runs a query on a connection of the runner's pool. A claim does not wait
+ * for its commit to reach the disk: if the server crashes right after, the
+ * claim is lost and its job runs again, which at-least-once delivery allows.
+ * It saves a flush per claim. Set on each connection before its first query.
+ */
+export const onPool = async <A extends pg.QueryResultRow>(pool: pg.Pool, query: pg.QueryConfig) => {
+  const client = await pool.connect()
+  // pg-pool takes its own 'error' listener off a client while it is checked out: without one of ours, a
+  // FATAL message between two queries (pg_terminate_backend, a server restart) would crash the process.
+  let failure: Error | undefined
+  const onError = (error: Error) => {
+    failure = error
+  }
+  client.on("error", onError)
+  try {
+    if (!tuned.has(client)) {
+      await client.query("SET synchronous_commit = off")
+      tuned.add(client)
+    }
+    return await client.query<A>(query)
+  } catch (error) {
+    failure ??= error instanceof Error ? error : new Error(String(error))
+    throw error
+  } finally {
+    client.off("error", onError)
+    // A connection that failed is dropped rather than reused.
+    client.release(failure)
+  }
+}
+
+/** Registers runner `id`, or records its heartbeat: it counts as alive for `aliveMillis` more. */
+export const register = (
+  store: Store,
+  runner: {
+    readonly id: string
+    readonly queues: ReadonlyArray<string>
+    readonly concurrency: Readonly<Record<string, number>>
+    readonly aliveMillis: number
+  }
+): Effect.Effect<void, SqlError> => {
+  const { sql } = store
+  return Effect.asVoid(sql`
+    INSERT INTO ${store.runners} (id, host, pid, queues, concurrency, expires_at) VALUES (
+      ${runner.id}, ${hostname()}, ${process.pid}, ${runner.queues}::text[], ${
+    JSON.stringify(runner.concurrency)
+  }::jsonb,
+      now() + ${runner.aliveMillis} * interval '1 millisecond'
+    ) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at`)
+}
+
+export const deregister = (store: Store, id: string): Effect.Effect<void, SqlError> =>
+  Effect.asVoid(store.sql`DELETE FROM ${store.runners} WHERE id = ${id}`)
+
+/**
+ * Renews the leases of the jobs `held` that runner `runner` still holds,
+ * skipping rows another transaction has locked, and returns those it still
+ * holds (renewed or not).
+ */
+export const renew = (
+  store: Store,
+  runner: string,
+  held: ReadonlyArray<string>,
+  leaseMillis: number
+): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly attempt: number }>, SqlError> => {
+  const { sql } = store
+  return sql<{ readonly id: string; readonly attempt: number }>`
+    WITH mine AS (
+      SELECT id, attempt FROM ${store.jobs}
+      WHERE id = ANY(${held}::bigint[]) AND locked_by = ${runner} AND state = 'running'
+    ), renewed AS (
+      UPDATE ${store.jobs} SET lease_expires_at = now() + ${leaseMillis} * interval '1 millisecond'
+      WHERE id IN (SELECT id FROM ${store.jobs} WHERE id IN (SELECT id FROM mine) ORDER BY id FOR UPDATE SKIP LOCKED)
+      RETURNING id
+    )
+    SELECT id::text AS id, attempt FROM mine, (SELECT count(*) FROM renewed) AS n`
+}
+
+/** Marks a job claimed ahead as started, before its handler runs; false when the job is no longer `runner`'s. */
+export const markStarted = (store: Store, runner: string, job: Claimed): Effect.Effect<boolean, SqlError> => {
+  const { sql } = store
+  return Effect.map(
+    sql`UPDATE ${store.jobs} SET claimed_ahead = false
+      WHERE id = ${job.id}::bigint AND attempt = ${job.attempt} AND locked_by = ${runner} AND state = 'running'
+      RETURNING id`,
+    (rows) => rows.length > 0
+  )
+}
+
+export const storeProgress = (
+  store: Store,
+  runner: string,
+  job: Claimed,
+  value: unknown
+): Effect.Effect<void, SqlError> =>
+  Effect.asVoid(
+    store.sql`UPDATE ${store.jobs} SET progress = ${JSON.stringify(value ?? null)}::jsonb
+      WHERE id = ${job.id}::bigint AND attempt = ${job.attempt} AND locked_by = ${runner}`
+  )
+
+/**
+ * Writes plain completions of runner `runner`'s claims (no result) in one
+ * statement. Returns the ids written; rows locked elsewhere are left for later.
+ */
+export const complete = (
+  store: Store,
+  runner: string,
+  batch: ReadonlyArray<Outcome>
+): Effect.Effect<ReadonlyArray<{ readonly id: string }>, SqlError> => {
+  const { sql } = store
+  return sql<{ readonly id: string }>`
+    UPDATE ${store.jobs} AS j SET state = 'completed', finalized_at = now(), lease_expires_at = NULL,
+      claimed_ahead = false
+    FROM (
+      SELECT l.id FROM ${store.jobs} AS l
+      JOIN unnest(${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.job.attempt)}::int[]) AS c(id, attempt)
+        ON l.id = c.id AND l.attempt = c.attempt
+      WHERE l.state = 'running' AND l.locked_by = ${runner}
+      ORDER BY l.id
+      FOR UPDATE OF l SKIP LOCKED
+    ) AS c
+    WHERE j.id = c.id
+    RETURNING j.id::text AS id`
+}
+
+/**
+ * Writes outcomes of any kind in one statement, waking runners of the queues
+ * with jobs due again. With `runner`, only that runner's claims are written,
+ * skipping rows locked elsewhere; without it (a rescue, whose transaction
+ * already holds the rows), any runner's. Rescued outcomes count a rescue.
+ */
+export const settle = (
+  store: Store,
+  runner: string | undefined,
+  batch: ReadonlyArray<Outcome>
+): Effect.Effect<ReadonlyArray<{ readonly id: string }>, SqlError> => {
+  const { sql } = store
+  return sql<{ readonly id: string }>`
+    WITH o AS (
+      SELECT * FROM unnest(
+        ${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.job.attempt)}::int[],
+        ${batch.map((o) => o.state)}::text[], ${batch.map((o) => o.delayMillis)}::float8[],
+        ${batch.map((o) => o.refund)}::int[], ${batch.map((o) => o.error)}::jsonb[],
+        ${batch.map((o) => o.result)}::jsonb[], ${batch.map((o) => o.rescued ? 1 : 0)}::int[]
+      ) AS o(id, attempt, state, delay_ms, refund, error, result, rescued)
+    ), locked AS (
+      SELECT l.id FROM ${store.jobs} AS l JOIN o ON l.id = o.id AND l.attempt = o.attempt
+      WHERE l.state = 'running' AND (${runner ?? null}::text IS NULL OR l.locked_by = ${runner ?? null})
+      ORDER BY l.id
+      FOR UPDATE OF l SKIP LOCKED
+    ), written AS (
+      UPDATE ${store.jobs} AS j SET
+        state = o.state,
+        run_at = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
+        finalized_at = CASE WHEN o.state IN ('completed', 'discarded') THEN now() ELSE NULL END,
+        attempt = j.attempt - o.refund,
+        lease_expires_at = NULL,
+        claimed_ahead = false,
+        rescues = j.rescues + o.rescued,
+        errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
+        result = COALESCE(o.result, j.result)
+      FROM o, locked
+      WHERE j.id = o.id AND j.id = locked.id
+      RETURNING j.id, j.queue, j.state
+    ), notified AS (
+      SELECT pg_notify(${store.channel}, 'j:' || queue)
+      FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS due
+    )
+    SELECT id::text AS id FROM written, (SELECT count(*) FROM notified) AS n`
+}
+
+/** Of `batch`, the outcomes whose claims `runner` still holds (left unwritten because a row was locked). */
+export const stillHeld = (
+  store: Store,
+  runner: string,
+  batch: ReadonlyArray<Outcome>
+): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly attempt: number }>, SqlError> => {
+  const { sql } = store
+  return sql<{ readonly id: string; readonly attempt: number }>`
+    SELECT id::text AS id, attempt FROM ${store.jobs}
+    WHERE id = ANY(${batch.map((o) => o.job.id)}::bigint[]) AND locked_by = ${runner} AND state = 'running'`
+}
+
+/** A running job to rescue, with the runner that held it. */
+export interface Stranded extends Claimed {
+  readonly lockedBy: string | null
+}
+
+/**
+ * Locks up to `limit` running jobs whose runner stopped: its heartbeat
+ * expired or its row is gone, or the job's lease ran out.
+ */
+export const stranded = (store: Store, limit: number): Effect.Effect<ReadonlyArray<Stranded>, SqlError> => {
+  const { sql } = store
+  return sql<Stranded>`
+    SELECT ${sql.literal(claimedColumns("j"))}, j.locked_by AS "lockedBy" FROM ${store.jobs} AS j
+    WHERE j.state = 'running' AND (
+      j.lease_expires_at < now()
+      OR NOT EXISTS (SELECT 1 FROM ${store.runners} AS r WHERE r.id = j.locked_by AND r.expires_at > now())
+    )
+    ORDER BY j.id
+    LIMIT ${limit}
+    FOR UPDATE OF j SKIP LOCKED`
+}
+
+/** Takes the maintenance lock of the schema for the current transaction, if no other process holds it. */
+export const maintenanceLock = (store: Store): Effect.Effect<boolean, SqlError> => {
+  const { sql } = store
+  return Effect.map(
+    sql<{ readonly locked: boolean }>`
+      SELECT pg_try_advisory_xact_lock(hashtext(${`effect_workers.maintenance:${store.schema}`})) AS locked`,
+    (rows) => rows[0].locked
+  )
+}
+
+/** Forgets runners dead for longer than `millis`. */
+export const forgetRunners = (store: Store, millis: number): Effect.Effect<void, SqlError> =>
+  Effect.asVoid(store.sql`DELETE FROM ${store.runners} WHERE expires_at < now() - ${millis} * interval '1 millisecond'`)
+
+/** Deletes up to 10,000 jobs finished longer than `millis` ago. */
+export const prune = (store: Store, millis: number): Effect.Effect<void, SqlError> => {
+  const { sql } = store
+  return Effect.asVoid(sql`DELETE FROM ${store.jobs} WHERE id IN (
+    SELECT id FROM ${store.jobs}
+    WHERE finalized_at < now() - ${millis} * interval '1 millisecond'
+    LIMIT 10000)`)
+}
