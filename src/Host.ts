@@ -1,6 +1,6 @@
 /**
  * Runs a program of worker layers as a process: `NodeRuntime.runMain` plus a
- * shutdown grace period, a second signal that forces exit, exit codes,
+ * shutdown grace period, a repeated signal that forces exit, exit codes,
  * lifecycle hooks, and ordered start and stop of workers.
  *
  * @since 0.1.0
@@ -301,12 +301,21 @@ const host = <E, R>(
     return yield* exit
   })
 
+// `tsx`, `npx` and `npm` relay a Ctrl-C to their child, sometimes twice within ~30 ms: a repeat sooner
+// than this after the first signal is the same request, not an impatient user.
+const relayedSignalMillis = 1000
+
 /**
  * Runs `layer` as the process's program with `NodeRuntime.runMain` and
- * {@link launch}: SIGINT or SIGTERM starts a graceful shutdown, a second
- * signal exits at once (code 130), and the process exits with 0 after a clean
- * stop or 1 when a worker failure stopped the host, the layer failed to build,
- * or shutdown overran the grace period.
+ * {@link launch}: SIGINT or SIGTERM starts a graceful shutdown, and the
+ * process exits with 0 after a clean stop or 1 when a worker failure stopped
+ * the host, the layer failed to build, or shutdown overran the grace period.
+ *
+ * **Details**
+ *
+ * A second SIGINT or SIGTERM at least 1 second after the first forces exit at
+ * once with code 130. One sooner is taken as a wrapper (`tsx`, `npx`, `npm`)
+ * relaying the same Ctrl-C: it is ignored, with a line on stderr.
  *
  * @example
  * ```ts
@@ -325,13 +334,20 @@ export const run = <E>(
   layer: Layer.Layer<never, E, WorkerRegistry | Lifecycle>,
   options?: HostOptions
 ): void => {
-  let signals = 0
+  let firstSignalAt: number | undefined
   const onSignal = (signal: NodeJS.Signals) => {
-    signals++
-    if (signals >= 2) {
-      process.stderr.write(`Received ${signal} again during shutdown: exiting now\n`)
-      process.exit(130)
+    const now = performance.now()
+    if (firstSignalAt === undefined) {
+      firstSignalAt = now
+      return
     }
+    const since = Math.round(now - firstSignalAt)
+    if (since < relayedSignalMillis) {
+      process.stderr.write(`Received ${signal} again ${since} ms after the first: taken as a relay of the first\n`)
+      return
+    }
+    process.stderr.write(`Received ${signal} again during shutdown: exiting now\n`)
+    process.exit(130)
   }
   process.on("SIGINT", onSignal)
   process.on("SIGTERM", onSignal)
