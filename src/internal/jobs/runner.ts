@@ -108,6 +108,8 @@ export class Runner {
   private readonly held = new Map<string, { readonly attempt: number; slot: Slot | undefined }>()
   private readonly slots = new Set<Slot>()
   private outcomes: Array<Outcome> = []
+  /** Outcomes of the flush in flight. */
+  private flushing = 0
   private flushSignal = Deferred.unsafeMake<void>(FiberId.none)
   /** One flush at a time: the writer's and shutdown's. */
   private readonly writing = Effect.unsafeMakeSemaphore(1)
@@ -182,7 +184,7 @@ export class Runner {
     return Effect.gen(function*() {
       let failures = 0
       while (true) {
-        if (!queue.wantsClaim() || self.outcomes.length >= self.maxUnwritten) {
+        if (!queue.wantsClaim() || self.outcomes.length + self.flushing >= self.maxUnwritten) {
           yield* queue.sleep(self.config.pollIntervalMillis)
           continue
         }
@@ -456,37 +458,42 @@ export class Runner {
    */
   private flush(): Effect.Effect<number, SqlError> {
     const self = this
-    return this.writing.withPermits(1)(Effect.uninterruptible(Effect.gen(function*() {
-      const batch = self.outcomes.splice(0, 5000)
-      if (batch.length === 0) return 0
-      const all = yield* Effect.either(self.write(batch))
-      if (all._tag === "Right") {
-        self.outcomes.push(...all.right)
-        return all.right.length
-      }
-      if (!isDataError(all.left)) {
-        self.outcomes.unshift(...batch)
-        return yield* all.left
-      }
-      let later = 0
-      for (let i = 0; i < batch.length; i++) {
-        const one = yield* Effect.either(self.write([batch[i]]))
-        if (one._tag === "Right") {
-          self.outcomes.push(...one.right)
-          later += one.right.length
-        } else if (isDataError(one.left)) {
-          yield* Effect.logError(
-            `Job runner: the outcome of job "${batch[i].job.name}" ${batch[i].job.id} cannot be stored ` +
-              `(${sqlText(one.left)}); it will be rescued`
-          )
-          self.written([batch[i]])
-        } else {
-          self.outcomes.unshift(...batch.slice(i))
-          return yield* one.left
+    return this.writing.withPermits(1)(Effect.uninterruptible(
+      Effect.gen(function*() {
+        const batch = self.outcomes.splice(0, 5000)
+        if (batch.length === 0) return 0
+        self.flushing = batch.length
+        const all = yield* Effect.either(self.write(batch))
+        if (all._tag === "Right") {
+          self.outcomes.push(...all.right)
+          return all.right.length
         }
-      }
-      return later
-    })))
+        if (!isDataError(all.left)) {
+          self.outcomes.unshift(...batch)
+          return yield* all.left
+        }
+        let later = 0
+        for (let i = 0; i < batch.length; i++) {
+          const one = yield* Effect.either(self.write([batch[i]]))
+          if (one._tag === "Right") {
+            self.outcomes.push(...one.right)
+            later += one.right.length
+          } else if (isDataError(one.left)) {
+            yield* Effect.logError(
+              `Job runner: the outcome of job "${batch[i].job.name}" ${batch[i].job.id} cannot be stored ` +
+                `(${sqlText(one.left)}); it will be rescued`
+            )
+            self.written([batch[i]])
+          } else {
+            self.outcomes.unshift(...batch.slice(i))
+            return yield* one.left
+          }
+        }
+        return later
+      }).pipe(Effect.ensuring(Effect.sync(() => {
+        self.flushing = 0
+      })))
+    ))
   }
 
   private writer(): Effect.Effect<never> {
