@@ -2,18 +2,35 @@ import type { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Redacted, Schedule } from "effect"
 import pg from "pg"
 
-/** Settings for a `pg` connection of our own, from the `PgClient`'s configuration. */
+/**
+ * Settings for a `pg` connection of our own: every connection setting of the
+ * `PgClient`'s configuration, read as `PgClient.make` reads them for its own
+ * pool (`path` is not read there either: a unix socket's directory goes in
+ * `host`). `types` is left out: the runner reads its claims' rows itself and
+ * needs `pg`'s own parsers (a `Date` for a `timestamptz`).
+ */
 export const clientConfig = (config: PgClient.PgClientConfig): pg.ClientConfig => ({
   connectionString: config.url === undefined ? undefined : Redacted.value(config.url),
-  host: config.host,
-  port: config.port,
-  database: config.database,
   user: config.username,
+  host: config.host,
+  database: config.database,
   password: config.password === undefined ? undefined : Redacted.value(config.password),
   ssl: config.ssl,
-  application_name: config.applicationName,
+  port: config.port,
+  ...(config.stream === undefined ? {} : { stream: config.stream }),
   // Connecting must not hang a shutdown or a reconnection forever.
-  connectionTimeoutMillis: config.connectTimeout === undefined ? 10_000 : Duration.toMillis(config.connectTimeout)
+  connectionTimeoutMillis: config.connectTimeout === undefined ? 10_000 : Duration.toMillis(config.connectTimeout),
+  application_name: config.applicationName ?? "@effect/sql-pg"
+})
+
+/**
+ * Settings for a pool of our own: those of `clientConfig`, and the lifetimes
+ * of the `PgClient`'s connections. Its size is the caller's to set.
+ */
+export const poolConfig = (config: PgClient.PgClientConfig): pg.PoolConfig => ({
+  ...clientConfig(config),
+  idleTimeoutMillis: config.idleTimeout === undefined ? undefined : Duration.toMillis(config.idleTimeout),
+  maxLifetimeSeconds: config.connectionTTL === undefined ? undefined : Duration.toSeconds(config.connectionTTL)
 })
 
 /**
