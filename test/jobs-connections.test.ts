@@ -1,15 +1,31 @@
 /**
- * The runner's own connections (its claim pool and its listener): they are
- * made with the `PgClient`'s settings.
+ * The runner's own connections (its claim pool and its listener): how the
+ * listener reconnects, and that they are made with the `PgClient`'s settings.
  */
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Option, Redacted, Schema } from "effect"
+import {
+  Duration,
+  Effect,
+  ExecutionStrategy,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Redacted,
+  Schema,
+  Scope,
+  TestClock,
+  TestContext,
+  TestServices
+} from "effect"
 import { Job, JobClient, JobRunner } from "effect-workers"
 import net from "node:net"
+import { listen } from "../src/internal/jobs/listener.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
+import { captureLogs } from "./support/logs.js"
 
 const ClientLive = Layer.unwrapEffect(
   Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema }))
@@ -25,6 +41,8 @@ const awaitCompleted = (id: string) =>
       `job ${id} to complete`
     ))
 
+const count = (lines: ReadonlyArray<string>, text: string) => lines.filter((line) => line.includes(text)).length
+
 /** Backends of `applicationName` whose last statement starts with `prefix`. */
 const sessions = (applicationName: string, prefix: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -32,7 +50,51 @@ const sessions = (applicationName: string, prefix: string) =>
       SELECT pid, client_port AS port FROM pg_stat_activity
       WHERE application_name = ${applicationName} AND starts_with(query, ${prefix})`)
 
+/** Polls `check` every 20 ms of real time, for at most 15 s: for tests on the TestClock. */
+const pollLive = (check: Effect.Effect<boolean>, what: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 15_000
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
+      yield* TestServices.provideLive(Effect.sleep("20 millis"))
+    }
+  })
+
 layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("job connections", (it) => {
+  it.scoped(
+    "the listener's backoff starts again from its first step after each connection that listened",
+    () =>
+      Effect.gen(function*() {
+        const logs = yield* captureLogs
+        const sql = yield* SqlClient.SqlClient
+        const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+        yield* Layer.buildWithScope(JobRunner.layer({ jobs: [Work] }), scope)
+        const killed = new Set<number>()
+        for (let loss = 1; loss <= 8; loss++) {
+          // A terminated backend lingers a moment in pg_stat_activity: wait for the new one.
+          const [listener] = yield* eventually(
+            sessions(TestDatabase.applicationName(), "LISTEN"),
+            (rows) => rows.some((row) => !killed.has(row.pid)),
+            "the listener's connection"
+          ).pipe(Effect.map((rows) => rows.filter((row) => !killed.has(row.pid))))
+          killed.add(listener.pid)
+          yield* sql`SELECT pg_terminate_backend(${listener.pid})`
+          yield* eventually(
+            logs,
+            (lines) => count(lines, "listening again after a lost connection") === loss,
+            `the listener to listen again after loss ${loss}`
+          )
+        }
+        yield* Scope.close(scope, Exit.void)
+        const reconnects = (yield* logs).filter((line) => line.includes("connecting again"))
+        expect(reconnects).toHaveLength(8)
+        for (const line of reconnects) {
+          expect(line).toMatch(/^Job listener: .+; connecting again in 100 ms$/)
+        }
+      }),
+    { timeout: 60_000 }
+  )
+
   it.scoped(
     "the claim pool and the listener connect with every setting of the PgClient: a stream to a host name that does not resolve",
     () =>
@@ -88,4 +150,40 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       }),
     { timeout: 60_000 }
   )
+
+  // The suite runs without test services: this test brings its own TestClock.
+  it.scoped("connecting again waits 100 ms, doubled after each attempt that did not listen, at most 5 s", () =>
+    Effect.gen(function*() {
+      // A server that hangs up on every connection: each attempt fails at once.
+      const server = yield* Effect.acquireRelease(
+        Effect.async<net.Server>((resume) => {
+          const server = net.createServer((socket) => socket.destroy())
+          server.listen(0, "127.0.0.1", () => {
+            resume(Effect.succeed(server))
+          })
+        }),
+        (server) =>
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+          })
+      )
+      const { port } = server.address() as net.AddressInfo
+      const logs = yield* captureLogs
+      const fiber = yield* Effect.forkScoped(
+        listen({ host: "127.0.0.1", port, username: "nobody" }, "unused", () => {}, () => {})
+      )
+      const expected = [100, 200, 400, 800, 1600, 3200, 5000, 5000]
+      for (let attempt = 1; attempt <= expected.length; attempt++) {
+        // Connecting is real I/O; only the waits between attempts follow the TestClock. Moving
+        // it by more than the wait would also end the next waits begun while it moves.
+        yield* pollLive(
+          Effect.zipWith(logs, TestClock.sleeps(), (lines, sleeps) => lines.length >= attempt && sleeps.length === 1),
+          `attempt ${attempt} to fail and wait`
+        )
+        yield* TestClock.adjust(Duration.millis(expected[attempt - 1]))
+      }
+      yield* Fiber.interrupt(fiber)
+      const delays = (yield* logs).slice(0, expected.length).map((line) => Number(/in (\d+) ms$/.exec(line)?.[1]))
+      expect(delays).toEqual(expected)
+    }).pipe(Effect.provide(TestContext.TestContext)))
 })
