@@ -22,7 +22,7 @@ import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import pg from "pg"
-import { clientConfig, listen } from "./internal/jobs/listener.js"
+import { listen, poolConfig } from "./internal/jobs/listener.js"
 import { type JobEvent, Runner } from "./internal/jobs/runner.js"
 import { Store } from "./internal/jobs/store.js"
 import type * as Job from "./Job.js"
@@ -145,7 +145,7 @@ export const layer = <Jobs extends Job.Any>(
       const pool = yield* Effect.acquireRelease(
         Effect.sync(() => {
           const pool = new pg.Pool({
-            ...clientConfig(sqlPg.config),
+            ...poolConfig(sqlPg.config),
             max: Math.max(1, queues.size),
             // A claim stuck on a cut-off connection fails, and is tried again, instead of hanging its queue.
             query_timeout: 60_000
