@@ -11,6 +11,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
+import * as Statements from "./internal/jobs/statements.js"
 import * as Store from "./internal/jobs/store.js"
 import type * as Job from "./Job.js"
 import type { JobInfo, JobState } from "./Job.js"
@@ -198,19 +199,17 @@ export const make = (
             reason: `must be an integer, got ${options.priority}`
           })
         }
-        const span = yield* Effect.option(Effect.currentSpan)
         const keys = payloads.map(key)
-        const newJob: Store.NewJob = {
+        const newJob: Statements.NewJob = {
           name: job.name,
           queue: options.queue ?? job.queue,
           priority: options.priority ?? job.priority,
           maxAttempts: job.maxAttempts,
           runAt: options.runAt,
           delayMillis: delay,
-          traceId: Option.isSome(span) ? span.value.traceId : null,
-          spanId: Option.isSome(span) ? span.value.spanId : null
+          ...yield* Statements.currentTrace
         }
-        const inserted = yield* Store.insert(store, newJob, encoded, keys)
+        const inserted = yield* Statements.insert(store, newJob, encoded, keys)
         const byKey = new Map<string, Enqueued>()
         const unkeyed: Array<Enqueued> = []
         for (const row of inserted) {
@@ -221,12 +220,12 @@ export const make = (
         for (let round = 0; round < 5; round++) {
           const missing = [...new Set(keys.filter((k): k is string => k !== null && !byKey.has(k)))]
           if (missing.length === 0) break
-          for (const row of yield* Store.liveByKeys(store, missing)) {
+          for (const row of yield* Statements.liveByKeys(store, missing)) {
             byKey.set(row.uniqueKey, { id: row.id, inserted: false })
           }
           const still = missing.filter((k) => !byKey.has(k))
           if (still.length === 0) break
-          const retried = yield* Store.insert(
+          const retried = yield* Statements.insert(
             store,
             newJob,
             still.map((k) => encoded[keys.indexOf(k)]),

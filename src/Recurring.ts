@@ -27,6 +27,7 @@ import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Duration, Effect, Either, Layer, Option, ParseResult, Queue, Schema } from "effect"
 import { parseCron } from "./internal/cron.js"
+import * as Statements from "./internal/jobs/statements.js"
 import { Store } from "./internal/jobs/store.js"
 import * as Ticks from "./internal/recurring/schedule.js"
 import type * as Job from "./Job.js"
@@ -653,19 +654,16 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
         if (broken.length > 0) {
           yield* sql`UPDATE ${store.recurring} SET paused = true, updated_at = now() WHERE id = ANY(${broken}::text[])`
         }
+        const trace = yield* Statements.currentTrace
+        const source = sql`(
+          SELECT r.job_name AS name, r.queue, r.payload, r.priority, r.max_attempts, t.tick AS run_at,
+            t.key AS unique_key, ${trace.traceId}::text AS trace_id, ${trace.spanId}::text AS span_id,
+            r.id AS recurring_id, t.tick AS recurring_tick, row_number() OVER (ORDER BY t.tick, t.ord) AS ord
+          FROM unnest(${tickIds}::text[], ${ticks}::timestamptz[], ${keys}::text[]) WITH ORDINALITY AS t(rid, tick, key, ord)
+          JOIN ${store.recurring} r ON r.id = t.rid
+        )`
         const fired = yield* sql<{ readonly jobId: string; readonly id: string; readonly tick: Date }>`
-          WITH t AS (
-            SELECT * FROM unnest(${tickIds}::text[], ${ticks}::timestamptz[], ${keys}::text[]) AS t(rid, tick, key)
-          ), inserted AS (
-            INSERT INTO ${store.jobs} (name, queue, payload, state, priority, max_attempts, run_at, unique_key,
-              recurring_id, recurring_tick)
-            SELECT r.job_name, r.queue, r.payload, CASE WHEN t.tick > now() THEN 'scheduled' ELSE 'available' END,
-              r.priority, r.max_attempts, t.tick, t.key, r.id, t.tick
-            FROM t JOIN ${store.recurring} r ON r.id = t.rid
-            ORDER BY t.tick
-            ON CONFLICT DO NOTHING
-            RETURNING id, queue, recurring_id, recurring_tick
-          ), latest AS (
+          WITH inserted AS (${Statements.insertJobs(store, source)}), latest AS (
             SELECT DISTINCT ON (recurring_id) recurring_id, recurring_tick, id FROM inserted
             ORDER BY recurring_id, recurring_tick DESC
           ), advanced AS (
@@ -676,9 +674,7 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
               LEFT JOIN latest ON latest.recurring_id = n.rid
             WHERE r.id = n.rid
             RETURNING r.id
-          ), notified AS (
-            SELECT pg_notify(${store.channel}, 'j:' || queue) FROM (SELECT DISTINCT queue FROM inserted) AS q
-          )
+          ), notified AS (${Statements.notifyInserted(store)})
           SELECT i.id::text AS "jobId", i.recurring_id AS id, i.recurring_tick AS tick
           FROM inserted i, (SELECT count(*) FROM advanced) AS a, (SELECT count(*) FROM notified) AS n
           ORDER BY i.recurring_tick, i.recurring_id`
@@ -711,19 +707,19 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
       trigger: (id) =>
         Effect.gen(function*() {
           const at = yield* now
+          const trace = yield* Statements.currentTrace
+          const source = sql`(
+            SELECT job_name AS name, queue, payload, priority, max_attempts, now() AS run_at, NULL::text AS unique_key,
+              ${trace.traceId}::text AS trace_id, ${trace.spanId}::text AS span_id, id AS recurring_id,
+              ${at}::timestamptz AS recurring_tick, 1 AS ord
+            FROM ${store.recurring} WHERE id = ${id}
+          )`
           const rows = yield* sql<{ readonly id: string }>`
-            WITH inserted AS (
-              INSERT INTO ${store.jobs} (name, queue, payload, state, priority, max_attempts, recurring_id, recurring_tick)
-              SELECT job_name, queue, payload, 'available', priority, max_attempts, id, ${at}
-              FROM ${store.recurring} WHERE id = ${id}
-              RETURNING id, queue
-            ), updated AS (
+            WITH inserted AS (${Statements.insertJobs(store, source)}), updated AS (
               UPDATE ${store.recurring} r SET last_run_at = ${at}, last_job_id = inserted.id
               FROM inserted WHERE r.id = ${id}
               RETURNING r.id
-            ), notified AS (
-              SELECT pg_notify(${store.channel}, 'j:' || queue) FROM inserted
-            )
+            ), notified AS (${Statements.notifyInserted(store)})
             SELECT inserted.id::text AS id FROM inserted, (SELECT count(*) FROM updated) AS u,
               (SELECT count(*) FROM notified) AS n`
           if (rows.length === 0) return yield* new RecurringNotFound({ id })

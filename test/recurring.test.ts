@@ -11,6 +11,7 @@ import { Job, JobClient, JobError, JobRunner, Recurring } from "effect-workers"
 import { settableClock } from "./support/clock.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
+import { recordingTracer } from "./support/tracer.js"
 
 const ClientLive = Layer.unwrapEffect(
   Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema }))
@@ -271,6 +272,28 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(missing).toBeInstanceOf(JobError.RecurringNotFound)
       expect(missing.message).toBe("No recurring definition with id \"removed\"")
       expect((yield* Effect.flip(recurring.trigger("nope")))._tag).toBe("RecurringNotFound")
+    }))
+
+  it.scoped("jobs fired by a tick or a trigger carry the trace of the span that enqueued them", () =>
+    Effect.gen(function*() {
+      yield* clean
+      const { tracer } = recordingTracer()
+      const clock = settableClock("2026-06-01T00:00:00Z")
+      const recurring = yield* service()
+      yield* clock.use(recurring.addOrUpdate(
+        Recurring.make("traced", { job: Report, payload: { kind: "t" }, cron: "* * * * *" })
+      ))
+      clock.set(at("2026-06-01T00:00:00Z", 1))
+      const client = yield* JobClient.JobClient
+      const spans = yield* Effect.gen(function*() {
+        const fired = yield* clock.use(recurring.fireDue).pipe(Effect.withSpan("scheduler-pass"))
+        const triggered = yield* clock.use(recurring.trigger("traced")).pipe(Effect.withSpan("admin-request"))
+        return { fired: fired.fired[0].jobId, triggered: triggered.id }
+      }).pipe(Effect.withTracer(tracer))
+      for (const id of [spans.fired, spans.triggered]) {
+        const job = Option.getOrThrow(yield* client.get(id))
+        expect(Option.isSome(job.traceId), `job ${id} has a trace id`).toBe(true)
+      }
     }))
 
   it.scoped("definitions from code: stored at start-up, paused ones fire nothing, missing ones removed or kept", () =>

@@ -1,15 +1,16 @@
 /**
- * The runner's statements on the job tables, named by what they do. Rows a
+ * The statements that write the job tables, named by what they do. Rows a
  * statement would wait for are skipped (`SKIP LOCKED`) wherever waiting
  * could hold up lease renewal: a user's transaction holding a job's row, or
  * another of these statements.
  */
+import type { Statement } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { hostname } from "node:os"
 import type pg from "pg"
 import type { Claimed, Outcome } from "./outcomes.js"
-import type { Store } from "./store.js"
+import { liveStatesSql, type Store } from "./store.js"
 
 const claimedColumns = (alias: string) =>
   `${alias}.id::text AS id, ${alias}.name, ${alias}.queue, ${alias}.payload, ${alias}.attempt,
@@ -39,6 +40,93 @@ export const claimText = (store: Store): string => `
   ) AS c
   WHERE j.id = c.id
   RETURNING ${claimedColumns("j")}`
+
+export interface NewJob {
+  readonly name: string
+  readonly queue: string
+  readonly priority: number
+  readonly maxAttempts: number
+  /** Absolute time, or `undefined` with `delayMillis`. */
+  readonly runAt: Date | undefined
+  readonly delayMillis: number
+  readonly traceId: string | null
+  readonly spanId: string | null
+}
+
+/**
+ * The one INSERT of jobs, to be named `inserted` in a `WITH`. It inserts the
+ * rows of `source`, which has the columns name, queue, payload, priority,
+ * max_attempts, run_at, unique_key, trace_id, span_id, recurring_id,
+ * recurring_tick and ord, in `ord` order: `scheduled` when `run_at` is in
+ * the future, else `available`. A unique key held by a live job, or a
+ * recurring tick that has its job already, inserts nothing for that row.
+ */
+export const insertJobs = (store: Store, source: Statement.Fragment): Statement.Fragment => {
+  const { sql } = store
+  return sql`
+    INSERT INTO ${store.jobs} (name, queue, payload, state, priority, max_attempts, run_at, unique_key, trace_id,
+      span_id, recurring_id, recurring_tick)
+    SELECT s.name, s.queue, s.payload, CASE WHEN s.run_at > now() THEN 'scheduled' ELSE 'available' END,
+      s.priority, s.max_attempts, s.run_at, s.unique_key, s.trace_id, s.span_id, s.recurring_id, s.recurring_tick
+    FROM ${source} AS s
+    ORDER BY s.ord
+    ON CONFLICT DO NOTHING
+    RETURNING id, queue, unique_key, recurring_id, recurring_tick, run_at`
+}
+
+/** Wakes runners of the queues of the jobs `inserted` that are due now (on commit), for a `WITH` after {@link insertJobs}. */
+export const notifyInserted = (store: Store): Statement.Fragment =>
+  store.sql`SELECT pg_notify(${store.channel}, 'j:' || queue)
+    FROM (SELECT DISTINCT queue FROM inserted WHERE run_at <= now()) AS due`
+
+/** The trace ids of the current span, stored on new jobs so that their runs link to it. */
+export const currentTrace = Effect.map(Effect.option(Effect.currentSpan), (span) => ({
+  traceId: Option.isSome(span) ? span.value.traceId : null,
+  spanId: Option.isSome(span) ? span.value.spanId : null
+}))
+
+/**
+ * Inserts jobs of one definition in one statement, waking runners of the
+ * queue (on commit) when any is due now. A unique key held by a live job
+ * inserts nothing for that payload. Returns the new rows' ids and keys.
+ */
+export const insert = (
+  store: Store,
+  job: NewJob,
+  payloads: ReadonlyArray<string>,
+  keys: ReadonlyArray<string | null>
+): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly uniqueKey: string | null }>, SqlError> => {
+  const { sql } = store
+  // The payloads go as one JSON array: cheaper to send and parse than an array of jsonb values.
+  const payloadArray = `[${payloads.join(",")}]`
+  const elements = sql`jsonb_array_elements(${payloadArray}::jsonb) WITH ORDINALITY AS e(value, ord)`
+  const source = sql`(
+    SELECT ${job.name}::text AS name, ${job.queue}::text AS queue, e.value AS payload, ${job.priority}::int AS priority,
+      ${job.maxAttempts}::int AS max_attempts, due.at AS run_at, ${
+    keys.every((key) => key === null) ? sql`NULL::text` : sql`k.key`
+  } AS unique_key,
+      ${job.traceId}::text AS trace_id, ${job.spanId}::text AS span_id, NULL::text AS recurring_id,
+      NULL::timestamptz AS recurring_tick, e.ord
+    FROM due, ${
+    keys.every((key) => key === null)
+      ? elements
+      : sql`${elements} JOIN unnest(${keys}::text[]) WITH ORDINALITY AS k(key, ord) ON k.ord = e.ord`
+  })`
+  return sql<{ readonly id: string; readonly uniqueKey: string | null }>`
+    WITH due AS (
+      SELECT COALESCE(${job.runAt ?? null}::timestamptz, now() + ${job.delayMillis} * interval '1 millisecond') AS at
+    ), inserted AS (${insertJobs(store, source)}), notified AS (${notifyInserted(store)})
+    -- Ids grow in insertion order, which is the payloads' order.
+    SELECT id::text AS id, unique_key AS "uniqueKey" FROM inserted, (SELECT count(*) FROM notified) AS n ORDER BY inserted.id`
+}
+
+/** Ids of the live jobs holding these unique keys. */
+export const liveByKeys = (store: Store, keys: ReadonlyArray<string>) => {
+  const { sql } = store
+  return sql<{ readonly id: string; readonly uniqueKey: string }>`
+    SELECT id::text AS id, unique_key AS "uniqueKey" FROM ${store.jobs}
+    WHERE unique_key = ANY(${keys}::text[]) AND state IN ${sql.literal(liveStatesSql)}`
+}
 
 /** Connections of a runner's pool that no longer wait for the disk at commit. */
 const tuned = new WeakSet<pg.PoolClient>()

@@ -84,66 +84,6 @@ export const toInfo = (row: InfoRow): JobInfo =>
 
 export const liveStatesSql = "('scheduled', 'available', 'running', 'retryable')"
 
-export interface NewJob {
-  readonly name: string
-  readonly queue: string
-  readonly priority: number
-  readonly maxAttempts: number
-  /** Absolute time, or `undefined` with `delayMillis`. */
-  readonly runAt: Date | undefined
-  readonly delayMillis: number
-  readonly traceId: string | null
-  readonly spanId: string | null
-}
-
-/**
- * Inserts jobs of one definition in one statement, waking runners of the
- * queue (on commit) when any is due now. A unique key held by a live job
- * inserts nothing for that payload. Returns the new rows' ids and keys.
- */
-export const insert = (
-  store: Store,
-  job: NewJob,
-  payloads: ReadonlyArray<string>,
-  keys: ReadonlyArray<string | null>
-): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly uniqueKey: string | null }>, SqlError> => {
-  const { sql } = store
-  // The payloads go as one JSON array: cheaper to send and parse than an array of jsonb values.
-  const payloadArray = `[${payloads.join(",")}]`
-  const rows = keys.every((key) => key === null)
-    ? sql`(SELECT value AS payload, NULL::text AS key, ord
-        FROM jsonb_array_elements(${payloadArray}::jsonb) WITH ORDINALITY AS e(value, ord)) AS p`
-    : sql`(SELECT e.value AS payload, k.key, e.ord
-        FROM jsonb_array_elements(${payloadArray}::jsonb) WITH ORDINALITY AS e(value, ord)
-        JOIN unnest(${keys}::text[]) WITH ORDINALITY AS k(key, ord) ON k.ord = e.ord) AS p`
-  return sql<{ readonly id: string; readonly uniqueKey: string | null }>`
-    WITH due AS (
-      SELECT COALESCE(${job.runAt ?? null}::timestamptz, now() + ${job.delayMillis} * interval '1 millisecond') AS at
-    ), inserted AS (
-      INSERT INTO ${store.jobs} (name, queue, payload, state, priority, max_attempts, run_at, unique_key, trace_id, span_id)
-      SELECT ${job.name}, ${job.queue}, p.payload,
-        CASE WHEN due.at > now() THEN 'scheduled' ELSE 'available' END,
-        ${job.priority}, ${job.maxAttempts}, due.at, p.key, ${job.traceId}, ${job.spanId}
-      FROM due, ${rows}
-      ORDER BY p.ord
-      ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ${sql.literal(liveStatesSql)} DO NOTHING
-      RETURNING id, unique_key
-    ), notified AS (
-      SELECT pg_notify(${store.channel}, ${`j:${job.queue}`}) FROM due
-      WHERE due.at <= now() AND EXISTS (SELECT 1 FROM inserted)
-    )
-    -- Ids grow in insertion order, which is the payloads' order.
-    SELECT id::text AS id, unique_key AS "uniqueKey" FROM inserted, (SELECT count(*) FROM notified) AS n ORDER BY inserted.id`
-}
-
-/** Ids of the live jobs holding these unique keys. */
-export const liveByKeys = (store: Store, keys: ReadonlyArray<string>) => {
-  const { sql } = store
-  return sql<{ readonly id: string; readonly uniqueKey: string }>`
-    SELECT id::text AS id, unique_key AS "uniqueKey" FROM ${store.jobs}
-    WHERE unique_key = ANY(${keys}::text[]) AND state IN ${sql.literal(liveStatesSql)}`
-}
-
 export const get = (store: Store, id: string): Effect.Effect<Option.Option<JobInfo>, SqlError> => {
   const { sql } = store
   return Effect.map(
