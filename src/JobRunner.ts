@@ -152,6 +152,10 @@ export const layer = <Jobs extends Job.Any>(
           })
           // A broken idle connection is dropped by the pool; the error is reported by the claim that needs it.
           pool.on("error", () => {})
+          // pg-pool takes its own 'error' listener off a client while it is checked out, and a FATAL message
+          // (pg_terminate_backend, a server restart) can come in the same read that completes the checkout,
+          // before a listener added after `connect` resolves: each client keeps one of ours for its life.
+          pool.on("connect", (client) => client.on("error", () => {}))
           return pool
         }),
         (pool) =>

@@ -610,33 +610,35 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* jobState(three.id)).attempt).toBe(1)
     }))
 
-  it.scoped("while outcomes cannot be written, the runner stops claiming once it holds as many as it can run", () =>
+  it.scoped("while outcomes cannot be written, the runner stops claiming once four times as many as it can hold wait", () =>
     Effect.gen(function*() {
       const client = yield* JobClient.JobClient
       const sql = yield* SqlClient.SqlClient
       const { schema } = client
-      const locked = yield* Deferred.make<void>()
       const unlock = yield* Deferred.make<void>()
+      const lockedRows = yield* Ref.make(0)
       const Locking = Job.make("locking", {
         payload: Schema.Struct({ n: Schema.Number }),
         queue: "locking",
         handler: ({ n }) =>
-          n > 1 ? Effect.void : Effect.gen(function*() {
+          n > 4 ? Effect.void : Effect.gen(function*() {
             const { id } = yield* Job.JobContext
+            const locked = yield* Deferred.make<void>()
             // Another transaction takes the job's own row and keeps it: the job's outcome cannot be written.
             yield* Effect.forkDaemon(sql.withTransaction(Effect.gen(function*() {
               yield* sql`SELECT id FROM ${sql(schema)}.jobs WHERE id = ${id} FOR UPDATE`
+              yield* Ref.update(lockedRows, (k) => k + 1)
               yield* Deferred.succeed(locked, undefined)
               yield* Deferred.await(unlock)
             })))
             yield* Deferred.await(locked)
           })
       })
-      const [first] = yield* client.enqueueMany(Locking, [{ n: 1 }])
-      // One slot and no prefetch: one unwritten outcome is as many as the runner can hold.
+      const stuck = yield* client.enqueueMany(Locking, [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }])
+      // One slot and no prefetch: it holds one job, so four unwritten outcomes are its limit.
       const { runner, scope } = yield* startRunner({ jobs: [Locking], queues: { locking: 1 }, prefetch: 0 })
-      yield* Deferred.await(locked)
-      const others = yield* client.enqueueMany(Locking, [{ n: 2 }, { n: 3 }, { n: 4 }])
+      yield* eventually(Ref.get(lockedRows), (k) => k === 4, "four jobs whose rows are held")
+      const others = yield* client.enqueueMany(Locking, [{ n: 5 }, { n: 6 }, { n: 7 }])
       const [{ now }] = yield* sql<{ now: Date }>`SELECT now() AS now`
       // Polls every 200 ms: a few heartbeats of the runner later, it would have claimed them long ago.
       yield* eventually(
@@ -647,7 +649,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       )
       for (const job of others) expect((yield* jobState(job.id)).state).toBe("available")
       yield* Deferred.succeed(unlock, undefined)
-      for (const job of [first, ...others]) yield* awaitState(job.id, "completed")
+      for (const job of [...stuck, ...others]) yield* awaitState(job.id, "completed")
       yield* Scope.close(scope, Exit.void)
     }))
 

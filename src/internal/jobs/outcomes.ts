@@ -146,7 +146,7 @@ export const ofRun = (
   exit: Exit.Exit<unknown, unknown>,
   now: number
 ): Effect.Effect<Outcome> => {
-  if (Exit.isSuccess(exit)) return Effect.succeed(completed(job, definition, exit.value))
+  if (Exit.isSuccess(exit)) return Effect.succeed(ofSuccess(job, definition, exit.value))
   const cause = exit.cause
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure) && failure.value instanceof Snooze) {
@@ -165,8 +165,19 @@ export const ofRun = (
   return retried(job, definition.backoff, error, causeText(cause), Cause.pretty(cause), now)
 }
 
-const completed = (job: Claimed, definition: Job.Any, value: unknown): Outcome => {
-  const outcome: Outcome = { ...base(job), kind: "completed", state: "completed" }
+/** The outcome of a handler that succeeded with `value`. */
+export const ofSuccess = (job: Claimed, definition: Job.Any, value: unknown): Outcome => {
+  // Built whole rather than spread from `base`: this is the outcome of most runs.
+  const outcome: Outcome = {
+    job,
+    kind: "completed",
+    state: "completed",
+    delayMillis: null,
+    refund: 0,
+    error: null,
+    text: "",
+    result: null
+  }
   if (definition.result === undefined) return outcome
   const encoded = Schema.encodeEither(definition.result)(value)
   let problem: string

@@ -87,16 +87,25 @@ export class QueueRunner {
   push(jobs: ReadonlyArray<Claimed>): void {
     for (const job of jobs) {
       const waiter = this.waiters.shift()
-      if (waiter !== undefined) Deferred.unsafeDone(waiter, Exit.succeed(job))
-      else this.pending.push(job)
+      if (waiter !== undefined) {
+        // Counted as taken from now on, so that room for claims never counts it twice.
+        this.busy++
+        Deferred.unsafeDone(waiter, Exit.succeed(job))
+      } else this.pending.push(job)
     }
   }
 
-  /** The next claimed job, or `undefined` when the runner stops. */
+  /**
+   * The next claimed job, or `undefined` when the runner stops. A job taken
+   * counts in `busy` until {@link done} is called for it.
+   */
   take(): Effect.Effect<Claimed | undefined> {
     return Effect.suspend(() => {
       const next = this.pending.shift()
-      if (next !== undefined) return Effect.succeed(next)
+      if (next !== undefined) {
+        this.busy++
+        return Effect.succeed(next)
+      }
       const waiter = Deferred.unsafeMake<Claimed | undefined>(FiberId.none)
       this.waiters.push(waiter)
       return Effect.onInterrupt(Deferred.await(waiter), () =>
@@ -105,10 +114,19 @@ export class QueueRunner {
           if (index >= 0) this.waiters.splice(index, 1)
           // Handed a job just as it was interrupted: the job goes back, first in line.
           return Option.isNone(handed) ? Effect.void : Effect.map(handed.value, (job) => {
-            if (job !== undefined) this.pending.unshift(job)
+            if (job !== undefined) {
+              this.pending.unshift(job)
+              this.done()
+            }
           })
         }))
     })
+  }
+
+  /** A job taken is done with (run, or dropped). */
+  done(): void {
+    this.busy--
+    if (this.busy === 0) this.idleSignal()
   }
 
   /** Slots waiting for a job. */

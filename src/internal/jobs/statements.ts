@@ -1,8 +1,8 @@
 /**
- * The statements that write the job tables, named by what they do. Rows a
- * statement would wait for are skipped (`SKIP LOCKED`) wherever waiting
- * could hold up lease renewal: a user's transaction holding a job's row, or
- * another of these statements.
+ * The statements of the job tables, named by what they do. Those that keep
+ * jobs alive (heartbeats, renewals, rescue) skip rows other transactions
+ * hold (`SKIP LOCKED`), so that a user's transaction on a job's row or an
+ * outcome write never holds them up.
  */
 import type { Statement } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -233,55 +233,44 @@ export const storeProgress = (
 
 /**
  * Writes plain completions of runner `runner`'s claims (no result) in one
- * statement. Returns the ids written; rows locked elsewhere are left for later.
+ * statement. It waits for rows other transactions hold, as no lease-critical
+ * statement does: it may take long only when a user's transaction holds a
+ * job's row, and then the writer gives up on it in time and tries again.
+ *
+ * A running job is told by its lease (set by the claim, cleared by every
+ * change of state from `running`) rather than by `state = 'running'`: with
+ * that condition the planner read the running jobs through their partial
+ * index, from statistics taken when few jobs ran, and joined them to the
+ * batch in a nested loop: 40-68 ms per batch of 300-500 instead of about
+ * 10 ms, 50,000 no-op jobs in 7-9 s instead of 2-3 s.
  */
 export const complete = (
   store: Store,
   runner: string,
   batch: ReadonlyArray<Outcome>
-): Effect.Effect<ReadonlyArray<{ readonly id: string }>, SqlError> => {
+): Effect.Effect<void, SqlError> => {
   const { sql } = store
-  return sql<{ readonly id: string }>`
+  return Effect.asVoid(sql`
     UPDATE ${store.jobs} AS j SET state = 'completed', finalized_at = now(), lease_expires_at = NULL,
       claimed_ahead = false
-    FROM (
-      SELECT l.id FROM ${store.jobs} AS l
-      JOIN unnest(${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.job.attempt)}::int[]) AS c(id, attempt)
-        ON l.id = c.id AND l.attempt = c.attempt
-      WHERE l.state = 'running' AND l.locked_by = ${runner}
-      ORDER BY l.id
-      FOR UPDATE OF l SKIP LOCKED
-    ) AS c
-    WHERE j.id = c.id
-    RETURNING j.id::text AS id`
+    FROM unnest(${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.job.attempt)}::int[]) AS c(id, attempt)
+    WHERE j.id = c.id AND j.attempt = c.attempt AND j.locked_by = ${runner} AND j.lease_expires_at IS NOT NULL`)
 }
 
 /**
  * Writes outcomes of any kind in one statement, waking runners of the queues
- * with jobs due again. With `runner`, only that runner's claims are written,
- * skipping rows locked elsewhere; without it (a rescue, whose transaction
- * already holds the rows), any runner's. Rescued outcomes count a rescue.
+ * with jobs due again. With `runner`, only that runner's claims are written;
+ * without it (a rescue, whose transaction holds the rows), any runner's.
+ * Rescued outcomes count a rescue.
  */
 export const settle = (
   store: Store,
   runner: string | undefined,
   batch: ReadonlyArray<Outcome>
-): Effect.Effect<ReadonlyArray<{ readonly id: string }>, SqlError> => {
+): Effect.Effect<void, SqlError> => {
   const { sql } = store
-  return sql<{ readonly id: string }>`
-    WITH o AS (
-      SELECT * FROM unnest(
-        ${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.job.attempt)}::int[],
-        ${batch.map((o) => o.state)}::text[], ${batch.map((o) => o.delayMillis)}::float8[],
-        ${batch.map((o) => o.refund)}::int[], ${batch.map((o) => o.error)}::jsonb[],
-        ${batch.map((o) => o.result)}::jsonb[], ${batch.map((o) => o.rescued ? 1 : 0)}::int[]
-      ) AS o(id, attempt, state, delay_ms, refund, error, result, rescued)
-    ), locked AS (
-      SELECT l.id FROM ${store.jobs} AS l JOIN o ON l.id = o.id AND l.attempt = o.attempt
-      WHERE l.state = 'running' AND (${runner ?? null}::text IS NULL OR l.locked_by = ${runner ?? null})
-      ORDER BY l.id
-      FOR UPDATE OF l SKIP LOCKED
-    ), written AS (
+  return Effect.asVoid(sql`
+    WITH written AS (
       UPDATE ${store.jobs} AS j SET
         state = o.state,
         run_at = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
@@ -292,26 +281,18 @@ export const settle = (
         rescues = j.rescues + o.rescued,
         errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
         result = COALESCE(o.result, j.result)
-      FROM o, locked
-      WHERE j.id = o.id AND j.id = locked.id
-      RETURNING j.id, j.queue, j.state
-    ), notified AS (
-      SELECT pg_notify(${store.channel}, 'j:' || queue)
-      FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS due
+      FROM unnest(
+        ${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.job.attempt)}::int[],
+        ${batch.map((o) => o.state)}::text[], ${batch.map((o) => o.delayMillis)}::float8[],
+        ${batch.map((o) => o.refund)}::int[], ${batch.map((o) => o.error)}::jsonb[],
+        ${batch.map((o) => o.result)}::jsonb[], ${batch.map((o) => o.rescued ? 1 : 0)}::int[]
+      ) AS o(id, attempt, state, delay_ms, refund, error, result, rescued)
+      WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
+        AND (${runner ?? null}::text IS NULL OR j.locked_by = ${runner ?? null})
+      RETURNING j.queue, j.state
     )
-    SELECT id::text AS id FROM written, (SELECT count(*) FROM notified) AS n`
-}
-
-/** Of `batch`, the outcomes whose claims `runner` still holds (left unwritten because a row was locked). */
-export const stillHeld = (
-  store: Store,
-  runner: string,
-  batch: ReadonlyArray<Outcome>
-): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly attempt: number }>, SqlError> => {
-  const { sql } = store
-  return sql<{ readonly id: string; readonly attempt: number }>`
-    SELECT id::text AS id, attempt FROM ${store.jobs}
-    WHERE id = ANY(${batch.map((o) => o.job.id)}::bigint[]) AND locked_by = ${runner} AND state = 'running'`
+    SELECT pg_notify(${store.channel}, 'j:' || queue)
+    FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS released`)
 }
 
 /** A running job to rescue, with the runner that held it. */
