@@ -8,19 +8,11 @@ import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer, Ref, Schema } from "effect"
 import { Job, JobClient } from "effect-workers"
-import { fileURLToPath } from "node:url"
-import * as Children from "./support/children.js"
+import type * as Children from "./support/children.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
+import { countByState, createRuns, Setup, startRunner, stop, tail, Work } from "./support/runners.js"
 
-const fixture = fileURLToPath(new URL("./fixtures/job-runner-child.ts", import.meta.url))
-
-/** The fixture's job, as enqueued from here (handlers never run in this process). */
-const Work = Job.make("work", {
-  payload: Schema.Struct({ n: Schema.Number, millis: Schema.optional(Schema.Number) }),
-  queue: "work",
-  handler: () => Effect.void
-})
 /**
  * The same job with one attempt. Attempts are stored on each job as it is
  * enqueued, so the runners follow the enqueuer's definition here.
@@ -32,42 +24,6 @@ const WorkOnce = Job.make("work", {
   handler: () => Effect.void
 })
 
-const Setup = Layer.unwrapEffect(Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema })))
-
-const createRuns = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const { schema } = yield* TestDatabase.TestDatabase
-  yield* sql`CREATE TABLE IF NOT EXISTS ${sql(schema)}.runs (
-    job_id bigint NOT NULL, n integer NOT NULL, pid integer NOT NULL, event text NOT NULL, active integer NOT NULL,
-    at timestamptz NOT NULL DEFAULT clock_timestamp())`
-  yield* sql`TRUNCATE ${sql(schema)}.runs`
-  yield* sql`TRUNCATE ${sql(schema)}.jobs`
-  yield* sql`DELETE FROM ${sql(schema)}.queues`
-})
-
-/** The end of a child's output: a runner under faults logs a warning per failed statement. */
-const tail = (child: Children.Child) => Effect.map(child.output, (output) => output.slice(-6000))
-
-/** Starts a runner process; resolves once it has started. Its connections carry `tag` in their application name. */
-const startRunner = (tag: string, env: Record<string, string> = {}) =>
-  Effect.gen(function*() {
-    const db = yield* TestDatabase.TestDatabase
-    const url = new URL(db.url)
-    url.searchParams.set("application_name", `${url.searchParams.get("application_name")} ${tag}`)
-    const child = yield* Children.spawn(process.execPath, ["--import", "tsx", fixture], {
-      env: { ...process.env, DATABASE_URL: url.href, JOBS_SCHEMA: db.schema, ...env }
-    })
-    yield* child.waitForOutput("runner ready")
-    return child
-  })
-
-const stop = (child: Children.Child) =>
-  Effect.gen(function*() {
-    yield* child.kill("SIGTERM")
-    const exit = yield* child.exit
-    expect(exit, yield* tail(child)).toEqual({ code: 0, signal: null })
-  })
-
 /** Fails the test, with its output, if a runner has exited. */
 const expectRunning = (runners: ReadonlyArray<Children.Child>) =>
   Effect.forEach(runners, (child) =>
@@ -76,14 +32,6 @@ const expectRunning = (runners: ReadonlyArray<Children.Child>) =>
       if (exitCode === null && signalCode === null) return
       expect.fail(`runner ${pid} exited (${exitCode ?? signalCode}) under the faults:\n${yield* tail(child)}`)
     }), { discard: true })
-
-const countByState = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const { schema } = yield* TestDatabase.TestDatabase
-  const rows = yield* sql<{ state: string; n: number }>`
-    SELECT state, count(*)::int AS n FROM ${sql(schema)}.jobs GROUP BY state`
-  return Object.fromEntries(rows.map((row) => [row.state, row.n])) as Record<string, number>
-})
 
 const finalCount = Effect.map(countByState, (counts) => (counts.completed ?? 0) + (counts.discarded ?? 0))
 

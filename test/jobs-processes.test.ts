@@ -5,67 +5,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
-import { Job, JobClient } from "effect-workers"
-import { fileURLToPath } from "node:url"
-import * as Children from "./support/children.js"
+import { Effect, Layer, Option } from "effect"
+import { JobClient } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
-
-const fixture = fileURLToPath(new URL("./fixtures/job-runner-child.ts", import.meta.url))
-
-/** The jobs of the fixture, as enqueued from here (handlers never run in this process). */
-const Work = Job.make("work", {
-  payload: Schema.Struct({ n: Schema.Number, millis: Schema.optional(Schema.Number) }),
-  queue: "work",
-  handler: () => Effect.void
-})
-const Long = Job.make("long", {
-  payload: Schema.Struct({ n: Schema.Number }),
-  queue: "long",
-  handler: () => Effect.void
-})
-
-const Setup = Layer.unwrapEffect(Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema })))
-
-const createRuns = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const { schema } = yield* TestDatabase.TestDatabase
-  yield* sql`CREATE TABLE IF NOT EXISTS ${sql(schema)}.runs (
-    job_id bigint NOT NULL, n integer NOT NULL, pid integer NOT NULL, event text NOT NULL, active integer NOT NULL,
-    at timestamptz NOT NULL DEFAULT clock_timestamp())`
-  yield* sql`TRUNCATE ${sql(schema)}.runs`
-  yield* sql`TRUNCATE ${sql(schema)}.jobs`
-  yield* sql`DELETE FROM ${sql(schema)}.queues`
-})
-
-/** Starts a runner process; resolves once it has started. Its connections carry `tag` in their application name. */
-const startRunner = (tag: string, env: Record<string, string> = {}) =>
-  Effect.gen(function*() {
-    const db = yield* TestDatabase.TestDatabase
-    const url = new URL(db.url)
-    url.searchParams.set("application_name", `${url.searchParams.get("application_name")} ${tag}`)
-    const child = yield* Children.spawn(process.execPath, ["--import", "tsx", fixture], {
-      env: { ...process.env, DATABASE_URL: url.href, JOBS_SCHEMA: db.schema, ...env }
-    })
-    yield* child.waitForOutput("runner ready")
-    return child
-  })
-
-const stop = (child: Children.Child) =>
-  Effect.gen(function*() {
-    yield* child.kill("SIGTERM")
-    const exit = yield* child.exit
-    expect(exit, yield* child.output).toEqual({ code: 0, signal: null })
-  })
-
-const countByState = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const { schema } = yield* TestDatabase.TestDatabase
-  const rows = yield* sql<{ state: string; n: number }>`
-    SELECT state, count(*)::int AS n FROM ${sql(schema)}.jobs GROUP BY state`
-  return Object.fromEntries(rows.map((row) => [row.state, row.n])) as Record<string, number>
-})
+import { countByState, createRuns, Long, Setup, startRunner, stop, Work } from "./support/runners.js"
 
 const runs = (event: string) =>
   Effect.gen(function*() {
