@@ -227,7 +227,7 @@ const handlers = (settings: Settings) => {
     Effect.gen(function*() {
       const client = yield* JobClient
       const sql = yield* SqlClient.SqlClient
-      const store = new Store.Store(sql, client.schema)
+      const store = client[Store.StoreInternal]
       return handlers
         .handle("overview", () =>
           dbTime(Effect.gen(function*() {
@@ -335,7 +335,7 @@ const handlers = (settings: Settings) => {
       const registry = yield* Effect.serviceOption(WorkerRegistry)
       const client = yield* JobClient
       const sql = yield* SqlClient.SqlClient
-      const store = new Store.Store(sql, client.schema)
+      const store = client[Store.StoreInternal]
       return handlers
         .handle("workers", () => Option.isSome(registry) ? registry.value.all : Effect.succeed([]))
         .handle("runners", () =>

@@ -87,6 +87,8 @@ export interface QueueInfo {
 export interface JobClientService {
   /** Schema of the job tables. */
   readonly schema: string
+  /** @internal */
+  readonly [Store.StoreInternal]: Store.Store
   readonly enqueue: <P, I>(
     job: Job.Job<P, I, any, any, any>,
     payload: P,
@@ -266,6 +268,7 @@ export const make = (
 
     const client: JobClientService = {
       schema,
+      [Store.StoreInternal]: store,
       enqueue: (job, payload, options = {}) =>
         Effect.map(
           insert(job, [payload], options, (p) => options.uniqueKey ?? job.uniqueKey?.(p) ?? null),

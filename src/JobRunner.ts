@@ -24,7 +24,7 @@ import { hostname } from "node:os"
 import pg from "pg"
 import { listen, poolConfig } from "./internal/jobs/listener.js"
 import { type JobEvent, Runner } from "./internal/jobs/runner.js"
-import { Store } from "./internal/jobs/store.js"
+import { StoreInternal } from "./internal/jobs/store.js"
 import type * as Job from "./Job.js"
 import { JobClient } from "./JobClient.js"
 import { InvalidJobOptions } from "./JobError.js"
@@ -163,7 +163,7 @@ export const layer = <Jobs extends Job.Any>(
       )
       const runner = new Runner({
         id: `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`,
-        store: new Store(sqlPg, client.schema),
+        store: client[StoreInternal],
         pool,
         jobs,
         queues: [...queues].map(([name, concurrency]) => ({ name, concurrency })),

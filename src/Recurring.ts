@@ -28,7 +28,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Duration, Effect, Either, Layer, Option, ParseResult, Queue, Schema } from "effect"
 import { parseCron } from "./internal/cron.js"
 import * as Statements from "./internal/jobs/statements.js"
-import { Store } from "./internal/jobs/store.js"
+import { StoreInternal } from "./internal/jobs/store.js"
 import * as Ticks from "./internal/recurring/schedule.js"
 import type * as Job from "./Job.js"
 import { JobState } from "./Job.js"
@@ -484,7 +484,7 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const client = yield* JobClient
-    const store = new Store(sql, client.schema)
+    const store = client[StoreInternal]
     const threshold = yield* positiveMillis("misfireThreshold", options.misfireThreshold, 60_000)
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
     /** Wakes this process's scheduler when a change here may make a tick due sooner. */

@@ -3,7 +3,10 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
 import { AttemptError, JobInfo, type JobState } from "../../Job.js"
 
-/** Every statement on the job tables of one schema. */
+/** Where the `JobClient` service keeps its `Store`, for the runner, the recurring jobs and the dashboard. */
+export const StoreInternal: unique symbol = Symbol.for("effect-workers/JobClient/store")
+
+/** The job tables of one schema, on one `SqlClient`. */
 export class Store {
   readonly channel: string
   /** The schema as a quoted identifier, for statements written as text. */
