@@ -65,7 +65,7 @@ export interface RunnerConfig {
 /** Jobs rescued per statement: a rescue holds their rows until it commits. */
 const rescueBatch = 1_000
 
-/** A long-lived fiber running one job at a time from its queue, each run in a fiber of its own. */
+/** A slot: a worker fiber running one job at a time from its queue, each run with a context of its own. */
 interface Slot {
   current: Claimed | undefined
   /** Keeps a worker fiber running the slot's jobs, replacing one whose run was cancelled. */
