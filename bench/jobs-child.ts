@@ -77,13 +77,16 @@ const throughput = async (subject: Subject): Promise<ChildResult> => {
     }
   })
   const runStarted = performance.now()
+  const cpuStarted = process.cpuUsage()
   await subject.start()
   const startMs = performance.now() - runStarted
   // Ask the database only once every handler ran, so the counts do not compete with the runner.
   await allHandled
   await completed(subject, 2)
   const runMs = performance.now() - runStarted
-  return { impl, mode: "throughput", jobs: count, enqueueMs, runMs, startMs, handled }
+  const cpu = process.cpuUsage(cpuStarted)
+  const runCpuMs = (cpu.user + cpu.system) / 1000
+  return { impl, mode: "throughput", jobs: count, enqueueMs, runMs, runCpuMs, startMs, handled }
 }
 
 const percentile = (sorted: ReadonlyArray<number>, p: number) =>

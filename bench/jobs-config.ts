@@ -38,6 +38,8 @@ export interface ThroughputResult {
   readonly enqueueMs: number
   /** From starting the runner until every job is recorded as completed. */
   readonly runMs: number
+  /** CPU time of the process (user and system) over `runMs`: steadier than `runMs` on a busy machine. */
+  readonly runCpuMs: number
   /** Time to start the runner (part of `runMs`). */
   readonly startMs: number
   /** Handler runs counted (more than `jobs` if some ran twice). */

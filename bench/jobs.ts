@@ -60,6 +60,7 @@ try {
 
 const perSecond = (jobs: number, ms: number) => jobs / (ms / 1000)
 const jobsPerSecond = (r: ThroughputResult) => perSecond(r.jobs, r.runMs)
+const cpuPerThousand = (r: ThroughputResult) => r.runCpuMs / (r.jobs / 1000)
 const bulkPerSecond = (r: ThroughputResult) => perSecond(r.jobs, r.enqueueMs)
 const round = (n: number, digits: number) => Number(n.toFixed(digits))
 const whole = (n: number) => Math.round(n).toLocaleString("en-US")
@@ -78,17 +79,18 @@ console.log(
 )
 console.log(
   formatTable(
-    ["implementation", "jobs", "run s", "jobs/s", "vs effect-workers", "enqueue s", "enqueued/s"],
+    ["implementation", "jobs", "run s", "jobs/s", "vs effect-workers", "CPU ms/1,000 jobs", "enqueue s", "enqueued/s"],
     throughputs.map((r) => [
       labels[r.impl].throughput,
       r.jobs.toLocaleString("en-US"),
       (r.runMs / 1000).toFixed(2),
       whole(jobsPerSecond(r)),
       ours === undefined ? "-" : `${(jobsPerSecond(r) / jobsPerSecond(ours)).toFixed(2)}x`,
+      cpuPerThousand(r).toFixed(1),
       (r.enqueueMs / 1000).toFixed(2),
       whole(bulkPerSecond(r))
     ]),
-    ["left", "right", "right", "right", "right", "right", "right"]
+    ["left", "right", "right", "right", "right", "right", "right", "right"]
   )
 )
 console.log("")
@@ -112,6 +114,7 @@ if (ours !== undefined) {
   const rate = jobsPerSecond(ours)
   const bulk = bulkPerSecond(ours)
   figures.throughput_jobs_per_s = Math.round(rate)
+  figures.throughput_cpu_ms_per_1000_jobs = round(cpuPerThousand(ours), 1)
   if (graphileBest !== undefined) {
     const ratio = rate / jobsPerSecond(graphileBest)
     figures.throughput_ratio_vs_graphile_best = round(ratio, 3)
@@ -154,6 +157,7 @@ for (const [impl, prefix] of Object.entries(prefixes) as Array<[Impl, string]>) 
   const t = throughputOf(impl)
   if (t !== undefined) {
     figures[`${prefix}_throughput_jobs_per_s`] = Math.round(jobsPerSecond(t))
+    figures[`${prefix}_throughput_cpu_ms_per_1000_jobs`] = round(cpuPerThousand(t), 1)
     figures[`${prefix}_bulk_enqueue_jobs_per_s`] = Math.round(bulkPerSecond(t))
   }
   const l = latencyOf(impl)

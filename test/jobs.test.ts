@@ -545,17 +545,23 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
               yield* Effect.forkDaemon(Effect.gen(function*() {
                 yield* Deferred.await(secondStarted)
                 const context = yield* Job.JobContext
-                yield* Deferred.succeed(seenByDaemon, context.id)
+                // A fiber it forks in turn, once the next job runs, still has this job's context.
+                const child = yield* Effect.fork(Effect.map(Job.JobContext, (inner) => inner.id))
+                yield* Job.progress({ from: "daemon" })
+                yield* Deferred.succeed(seenByDaemon, `${context.id} ${yield* Fiber.join(child)}`)
               }))
             })
             : Deferred.succeed(secondStarted, undefined)
       })
       const client = yield* JobClient.JobClient
       const first = yield* client.enqueue(Forking, { n: 1 })
-      yield* client.enqueue(Forking, { n: 2 }, { runAt: new Date(Date.now() + 300) })
+      const second = yield* client.enqueue(Forking, { n: 2 }, { runAt: new Date(Date.now() + 300) })
       const { scope } = yield* startRunner({ jobs: [Forking], queues: { forking: 1 } })
       yield* Deferred.await(forkEnded)
-      expect(yield* Deferred.await(seenByDaemon)).toBe(first.id)
+      expect(yield* Deferred.await(seenByDaemon)).toBe(`${first.id} ${first.id}`)
+      // Its progress is its own job's (written only while that job is held), never the one running meanwhile.
+      const progress = yield* Effect.map(client.get(second.id), (job) => Option.getOrThrow(job).progress)
+      expect(progress).toBeUndefined()
       yield* Scope.close(scope, Exit.void)
     }))
 

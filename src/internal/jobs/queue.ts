@@ -101,11 +101,8 @@ export class QueueRunner {
    */
   take(): Effect.Effect<Claimed | undefined> {
     return Effect.suspend(() => {
-      const next = this.pending.shift()
-      if (next !== undefined) {
-        this.busy++
-        return Effect.succeed(next)
-      }
+      const next = this.takeNow()
+      if (next !== undefined) return Effect.succeed(next)
       const waiter = Deferred.unsafeMake<Claimed | undefined>(FiberId.none)
       this.waiters.push(waiter)
       return Effect.onInterrupt(Deferred.await(waiter), () =>
@@ -121,6 +118,13 @@ export class QueueRunner {
           })
         }))
     })
+  }
+
+  /** The next job already claimed, if any, taken at once (see {@link take}). */
+  takeNow(): Claimed | undefined {
+    const next = this.pending.shift()
+    if (next !== undefined) this.busy++
+    return next
   }
 
   /** A job taken is done with (run, or dropped). */

@@ -81,18 +81,31 @@ interface Slot {
  * are interrupted when their run ends. A fiber of its own for each run would
  * do the same, but forking and awaiting it cost a third of the jobs'
  * throughput (50,000 no-op jobs in 6.7 s instead of 4.2 s).
+ *
+ * It also gives every fiber forked from a run a context of its own, with the
+ * run's `JobContext`: the worker's runs share one context whose `JobContext`
+ * each run replaces in place (see `Runner.run`).
  */
 class Forks extends Supervisor.AbstractSupervisor<void> {
   readonly started = new Set<Fiber.RuntimeFiber<any, any>>()
   owner: Fiber.RuntimeFiber<any, any> | undefined
+  /** The context the worker's runs share. */
+  shared: Context.Context<never> | undefined
   readonly value = Effect.void
   override onStart<A, E, R>(
-    _context: Context.Context<R>,
+    context: Context.Context<R>,
     _effect: Effect.Effect<A, E, R>,
     parent: Option.Option<Fiber.RuntimeFiber<any, any>>,
     fiber: Fiber.RuntimeFiber<A, E>
   ): void {
     if (Option.isSome(parent) && parent.value === this.owner) this.started.add(fiber)
+    if (context === this.shared) {
+      // Not started yet, so nothing has read its context. `setFiberRef` is not on the public fiber type.
+      ;(fiber as unknown as FiberRefSetter).setFiberRef(
+        FiberRef.currentContext,
+        Context.unsafeMake(new Map(context.unsafeMap))
+      )
+    }
   }
   override onEnd<A, E>(_value: Exit.Exit<A, E>, fiber: Fiber.RuntimeFiber<A, E>): void {
     this.started.delete(fiber)
@@ -106,6 +119,10 @@ class Forks extends Supervisor.AbstractSupervisor<void> {
       return Fiber.interruptAll(forked)
     })
   }
+}
+
+interface FiberRefSetter {
+  setFiberRef<A>(fiberRef: FiberRef.FiberRef<A>, value: A): void
 }
 
 /** `logger`, adding the annotations of the job whose run logs (its `JobContext`) to each line. */
@@ -289,9 +306,12 @@ export class Runner {
     const self = this
     return Effect.uninterruptibleMask((restore) =>
       Effect.gen(function*() {
-        const outer = yield* FiberRef.get(FiberRef.currentContext)
+        const shared = Context.unsafeMake<never>(new Map((yield* FiberRef.get(FiberRef.currentContext)).unsafeMap))
+        slot.forks.shared = shared
+        yield* FiberRef.set(FiberRef.currentContext, shared)
         while (true) {
-          const job = yield* restore(queue.take())
+          // A job already waiting is taken without an effect: a tenth of the CPU per job.
+          const job = queue.pending.length > 0 ? queue.takeNow() : yield* restore(queue.take())
           if (job === undefined) return
           const held = self.held.get(job.id)
           if (held === undefined || held.attempt !== job.attempt) {
@@ -321,7 +341,7 @@ export class Runner {
               continue
             }
           }
-          yield* self.runOne(queue, slot, job, held, restore, outer)
+          yield* self.runOne(queue, slot, job, held, restore, shared)
           if (!queue.drained && queue.wantsClaim()) queue.wake()
         }
       })
@@ -339,47 +359,45 @@ export class Runner {
     job: Claimed,
     held: { slot: Slot | undefined },
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
-    outer: Context.Context<never>
+    shared: Context.Context<never>
   ): Effect.Effect<void> {
-    return Effect.suspend(() => {
-      slot.current = job
-      slot.abandoned = undefined
-      held.slot = slot
-      queue.running.modify(1)
-      return Effect.flatMap(Effect.exit(restore(this.run(job, queue, outer))), (exit) => {
-        const ended = (): Effect.Effect<void> => {
-          slot.current = undefined
-          queue.running.modify(-1)
-          queue.done()
-          const reason = slot.abandoned
-          if (reason !== undefined) {
-            if (this.held.get(job.id) === held) this.held.delete(job.id)
-            if (reason === "cancelled") {
-              this.record(job, "cancelled")
-              this.publish({ _tag: "Cancelled", job })
-            }
-          } else if (Exit.isFailure(exit)) {
-            // The slot was interrupted (shutdown): the job goes back without spending its attempt.
-            this.finish(Outcomes.released(job))
-            this.publish({ _tag: "Released", job })
-          } else {
-            this.settled(exit.value)
-            this.finish(exit.value)
+    slot.current = job
+    slot.abandoned = undefined
+    held.slot = slot
+    queue.running.modify(1)
+    return Effect.flatMap(Effect.exit(restore(this.run(job, queue, shared))), (exit) => {
+      const ended = (): Effect.Effect<void> => {
+        slot.current = undefined
+        queue.running.modify(-1)
+        queue.done()
+        const reason = slot.abandoned
+        if (reason !== undefined) {
+          if (this.held.get(job.id) === held) this.held.delete(job.id)
+          if (reason === "cancelled") {
+            this.record(job, "cancelled")
+            this.publish({ _tag: "Cancelled", job })
           }
-          // Interrupted, the worker ends: a slot's keeper replaces a worker whose run was cancelled.
-          return Exit.isFailure(exit) ? Effect.interrupt : Effect.void
+        } else if (Exit.isFailure(exit)) {
+          // The slot was interrupted (shutdown): the job goes back without spending its attempt.
+          this.finish(Outcomes.released(job))
+          this.publish({ _tag: "Released", job })
+        } else {
+          this.settled(exit.value)
+          this.finish(exit.value)
         }
-        // The run's context ends with it.
-        const reset = FiberRef.set(FiberRef.currentContext, outer)
-        return slot.worker === undefined || slot.forks.started.size === 0
-          ? Effect.flatMap(reset, ended)
-          : Effect.flatMap(Effect.zipRight(reset, slot.forks.endRun(slot.worker)), ended)
-      })
+        // Interrupted, the worker ends: a slot's keeper replaces a worker whose run was cancelled.
+        return Exit.isFailure(exit) ? Effect.interrupt : Effect.void
+      }
+      // The run's context ends with it.
+      shared.unsafeMap.delete(JobContext.key)
+      return slot.worker === undefined || slot.forks.started.size === 0
+        ? ended()
+        : Effect.flatMap(slot.forks.endRun(slot.worker), ended)
     })
   }
 
   /** The run of `job`: its handler and the outcome, never failing. */
-  private run(job: Claimed, queue: QueueRunner, outer: Context.Context<never>): Effect.Effect<Outcome> {
+  private run(job: Claimed, queue: QueueRunner, shared: Context.Context<never>): Effect.Effect<Outcome> {
     const definition = this.config.jobs.get(job.name)!
     const started = Date.now()
     queue.wait.update(Math.max(0, started - job.runAt.getTime()) / 1000)
@@ -448,12 +466,11 @@ export class Runner {
         Effect.catchAllCause((cause) => Effect.succeed(Outcomes.broken(job, cause, Date.now())))
       )
     }
-    // Set without restoring it after: the slot resets it when the run ends (`Effect.provideService` restores
-    // it in an acquire-release region of its own, which cost a tenth of the throughput).
-    return Effect.zipRight(
-      FiberRef.set(FiberRef.currentContext, Context.add(outer, JobContext, context)),
-      Effect.flatMap(Effect.exit(handler), ended)
-    )
+    // Set in place in the context the worker's runs share, and removed when the run ends; a fiber the run forks
+    // gets a copy (see `Forks`). Setting the fiber's context for each run instead cost a quarter of the CPU per job
+    // (50,000 no-op jobs: 2.7 s of CPU instead of 2.1 s).
+    shared.unsafeMap.set(JobContext.key, context)
+    return Effect.flatMap(Effect.exit(handler), ended)
   }
 
   /** Records the metrics and events of a run's outcome. */
