@@ -23,7 +23,7 @@ import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import pg from "pg"
 import { listen, poolConfig } from "./internal/jobs/listener.js"
-import { type JobEvent, Runner } from "./internal/jobs/runner.js"
+import { eventsCapacity as capacity, type JobEvent, Runner } from "./internal/jobs/runner.js"
 import { StoreInternal } from "./internal/jobs/store.js"
 import type * as Job from "./Job.js"
 import { JobClient } from "./JobClient.js"
@@ -84,11 +84,23 @@ export interface Options<Jobs extends Job.Any> {
 export interface JobRunnerService {
   /** This runner's id, as stored in `locked_by` and the runners table. */
   readonly id: string
-  /** How long a claimed job stays this runner's without a heartbeat (renewed every third of it). */
+  /** How long a claimed job stays this runner's without a heartbeat (which beats every sixth of it). */
   readonly lease: Duration.Duration
-  /** Events of the jobs this runner runs, from the moment of subscription. */
+  /**
+   * Events of the jobs this runner runs, from the moment of subscription. A
+   * subscriber more than 4,096 events behind loses the oldest of them; the
+   * runner never waits for a subscriber.
+   */
   readonly events: Stream.Stream<JobEvent>
 }
+
+/**
+ * How many events a subscriber to `events` may lag behind before it loses the oldest.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const eventsCapacity: number = capacity
 
 /**
  * @since 0.1.0

@@ -24,6 +24,7 @@ import {
 import { Job, JobClient, JobRunner, Metrics, Migrations, Testing } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
+import { captureLogs } from "./support/logs.js"
 import { recordingTracer } from "./support/tracer.js"
 
 /** The client on the test file's schema. */
@@ -524,6 +525,48 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(yield* rescues(id)).toBe(2)
     }))
 
+  it.scoped("every discarded job logs one line with its name, id, attempts and why", () =>
+    Effect.gen(function*() {
+      const logs = yield* captureLogs
+      const Fatal = Job.make("fatal-logged", {
+        payload: Schema.Struct({}),
+        handler: () => Job.unrecoverable("the account is closed")
+      })
+      const Flaky = Job.make("spent-logged", {
+        payload: Schema.Struct({}),
+        maxAttempts: 1,
+        handler: () => Effect.fail("the partner answered 503")
+      })
+      const Typed = Job.make("typed-logged", { payload: Greeting, handler: () => Effect.void })
+      const Crashing = Job.make("rescued-logged", { payload: Schema.Struct({}), handler: () => Effect.void })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const fatal = yield* client.enqueue(Fatal, {})
+      const flaky = yield* client.enqueue(Flaky, {})
+      const [typed] = yield* sql<{ id: string }>`
+        INSERT INTO ${sql(client.schema)}.jobs (name, queue, payload, state, max_attempts)
+        VALUES ('typed-logged', 'default', '{"name": 42}', 'available', 5) RETURNING id::text AS id`
+      yield* sql`INSERT INTO ${sql(client.schema)}.runners (id, host, pid, queues, expires_at)
+        VALUES ('fallen-runner', 'elsewhere', 1, '{default}', now() - interval '1 second')`
+      const crashed = yield* strand("rescued-logged", { runner: "fallen-runner", attempt: 3, maxAttempts: 3 })
+      const { scope } = yield* startRunner({ jobs: [Fatal, Flaky, Typed, Crashing] })
+      for (const id of [fatal.id, flaky.id, typed.id, crashed]) yield* awaitState(id, "discarded")
+      yield* Scope.close(scope, Exit.void)
+      const discards = (yield* logs).filter((line) => line.includes("discarded after"))
+      expect(discards).toHaveLength(4)
+      const lineOf = (name: string, id: string) => {
+        const found = discards.filter((line) => line.startsWith(`Job "${name}" ${id} discarded after attempt `))
+        expect(found).toHaveLength(1)
+        return found[0]
+      }
+      expect(lineOf("fatal-logged", fatal.id)).toMatch(/attempt 1 of 20: it failed as unrecoverable \(.*closed/)
+      expect(lineOf("spent-logged", flaky.id)).toMatch(/attempt 1 of 1: its attempts are spent \(.*503/)
+      expect(lineOf("typed-logged", typed.id)).toMatch(/attempt 1 of 5: its stored payload does not decode/)
+      expect(lineOf("rescued-logged", crashed)).toMatch(
+        /attempt 3 of 3: its attempts are spent \(its runner fallen-runner/
+      )
+    }))
+
   it.scoped("fibers a handler forks end with its run; a daemon fiber keeps its own job's context", () =>
     Effect.gen(function*() {
       const forkEnded = yield* Deferred.make<void>()
@@ -766,6 +809,57 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       yield* client.enqueue(Evented, {})
       expect(yield* Deferred.await(events)).toEqual(["Started", "Succeeded"])
       yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.scoped("a subscriber that lags behind loses the oldest events, not the newest, and never holds up the runner", () =>
+    Effect.gen(function*() {
+      const Many = Job.make("many-events", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        queue: "many-events",
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      const { runner, scope } = yield* startRunner({ jobs: [Many], queues: { "many-events": 10 } })
+      const gate = yield* Deferred.make<void>()
+      const seen: Array<JobRunner.JobEvent> = []
+      let firstChunk = 0
+      const isMarker = (event: JobRunner.JobEvent) =>
+        event._tag === "Succeeded" && (event.job.payload as { n: number }).n === -1
+      // Reads one chunk, then nothing until the gate opens.
+      const reader = yield* runner.events.pipe(
+        Stream.chunks,
+        Stream.tap((chunk) =>
+          Effect.suspend(() => {
+            seen.push(...chunk)
+            if (firstChunk > 0) return Effect.void
+            firstChunk = chunk.length
+            return Deferred.await(gate)
+          })
+        ),
+        Stream.takeUntil((chunk) => [...chunk].some(isMarker)),
+        Stream.runDrain,
+        Effect.fork
+      )
+      yield* Effect.yieldNow()
+      // 2,500 jobs make 5,000 events while the subscriber reads none.
+      yield* client.enqueueMany(Many, Array.from({ length: 2_500 }, (_, n) => ({ n })))
+      yield* eventually(
+        Effect.map(
+          client.counts,
+          (counts) => counts.find((c) => c.queue === "many-events" && c.state === "completed")?.count ?? 0
+        ),
+        (completed) => completed === 2_500,
+        "2,500 jobs to complete"
+      )
+      const marker = yield* client.enqueue(Many, { n: -1 })
+      yield* awaitState(marker.id, "completed")
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(reader)
+      yield* Scope.close(scope, Exit.void)
+      const started = seen.filter((event) => event._tag === "Started").length
+      expect(seen.length).toBeLessThanOrEqual(firstChunk + JobRunner.eventsCapacity)
+      expect(started).toBeLessThan(2_500)
+      expect(seen[seen.length - 1]).toMatchObject({ _tag: "Succeeded", job: { id: marker.id } })
     }))
 })
 

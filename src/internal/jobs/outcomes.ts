@@ -59,6 +59,15 @@ export interface Outcome {
   readonly warning?: string | undefined
   /** Set on a rescue from a runner that stopped, which the job counts. */
   readonly rescued?: true | undefined
+  /** Why a discarded job is given up. */
+  readonly reason?: string | undefined
+}
+
+/** The log line of a discarded job: which job, its attempts, why, and its last error. */
+export const discardedLine = (outcome: Outcome): string => {
+  const { job } = outcome
+  return `Job "${job.name}" ${job.id} discarded after attempt ${job.attempt} of ${job.maxAttempts}: ` +
+    `${outcome.reason ?? "it failed"}${outcome.text === "" ? "" : ` (${outcome.text})`}`
 }
 
 /** Delays are kept below 10 years, which PostgreSQL's intervals and timestamps hold. */
@@ -96,13 +105,20 @@ const base = (job: Claimed) => ({ job, delayMillis: null, refund: 0, error: null
 /** Given back unfinished (shutdown, a slot interrupted): the attempt does not count. */
 export const released = (job: Claimed): Outcome => ({ ...base(job), kind: "released", state: "available", refund: 1 })
 
-export const discarded = (job: Claimed, cause: Cause.Cause<unknown>, now: number, why?: string): Outcome => {
+export const discarded = (
+  job: Claimed,
+  cause: Cause.Cause<unknown>,
+  now: number,
+  reason: string,
+  why?: string
+): Outcome => {
   const text = why === undefined ? causeText(cause) : `${why}: ${causeText(cause)}`
   return {
     ...base(job),
     kind: "discarded",
     state: "discarded",
     text,
+    reason,
     error: errorJson(job.attempt, now, text, Cause.pretty(cause))
   }
 }
@@ -124,12 +140,18 @@ const retried = (
     text,
     error: errorJson(job.attempt, now, text, cause)
   })
-  const spent: Outcome = { ...failed(0), kind: "discarded", state: "discarded", delayMillis: null }
-  if (job.attempt >= job.maxAttempts) return Effect.succeed(spent)
+  const spent = (reason: string): Outcome => ({
+    ...failed(0),
+    kind: "discarded",
+    state: "discarded",
+    delayMillis: null,
+    reason
+  })
+  if (job.attempt >= job.maxAttempts) return Effect.succeed(spent("its attempts are spent"))
   return Effect.map(
     backoffDelay(backoff, job.attempt, error, now),
     Option.match({
-      onNone: () => spent,
+      onNone: () => spent("its backoff gave up"),
       onSome: failed
     })
   )
@@ -137,7 +159,7 @@ const retried = (
 
 /** The stored payload does not decode: the job can never run. */
 export const undecodable = (job: Claimed, error: unknown, now: number): Outcome =>
-  discarded(job, Cause.fail(error), now, "the stored payload does not decode")
+  discarded(job, Cause.fail(error), now, "its stored payload does not decode", "the stored payload does not decode")
 
 /** The outcome of a handler's run. */
 export const ofRun = (
@@ -159,7 +181,7 @@ export const ofRun = (
     })
   }
   if (Option.isSome(failure) && failure.value instanceof Unrecoverable) {
-    return Effect.succeed(discarded(job, cause, now))
+    return Effect.succeed(discarded(job, cause, now, "it failed as unrecoverable"))
   }
   const error = Option.isSome(failure) ? failure.value : Cause.squash(cause)
   return retried(job, definition.backoff, error, causeText(cause), Cause.pretty(cause), now)
@@ -195,7 +217,7 @@ export const ofSuccess = (job: Claimed, definition: Job.Any, value: unknown): Ou
 
 /** A failure outside the handler (in recording its outcome): a failed attempt, retried in a minute. */
 export const broken = (job: Claimed, cause: Cause.Cause<unknown>, now: number): Outcome => {
-  if (job.attempt >= job.maxAttempts) return discarded(job, cause, now)
+  if (job.attempt >= job.maxAttempts) return discarded(job, cause, now, "its attempts are spent")
   const text = causeText(cause)
   return {
     ...base(job),

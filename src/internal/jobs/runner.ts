@@ -62,6 +62,9 @@ export interface RunnerConfig {
   readonly pool: import("pg").Pool
 }
 
+/** Events kept for a subscriber that lags behind. */
+export const eventsCapacity = 4_096
+
 /** Jobs rescued per statement: a rescue holds their rows until it commits. */
 const rescueBatch = 1_000
 
@@ -155,7 +158,8 @@ const isDataError = (error: SqlError): boolean => {
 
 /** The job runner of one process: claims, runs, records, renews leases, rescues. */
 export class Runner {
-  readonly events = Effect.runSync(PubSub.unbounded<JobEvent>())
+  /** Bounded: a subscriber more than {@link eventsCapacity} events behind loses the oldest. */
+  readonly events = Effect.runSync(PubSub.sliding<JobEvent>(eventsCapacity))
   private readonly queues = new Map<string, QueueRunner>()
   /** Jobs claimed and not yet written, by id: the claim's attempt, and the slot running it once started. */
   private readonly held = new Map<string, { readonly attempt: number; slot: Slot | undefined }>()
@@ -403,7 +407,10 @@ export class Runner {
     queue.wait.update(Math.max(0, started - job.runAt.getTime()) / 1000)
     this.publish({ _tag: "Started", job })
     const decoded = Schema.decodeUnknownEither(definition.payload)(job.payload)
-    if (decoded._tag === "Left") return Effect.succeed(Outcomes.undecodable(job, decoded.left, started))
+    if (decoded._tag === "Left") {
+      const outcome = Outcomes.undecodable(job, decoded.left, started)
+      return Effect.as(Effect.logError(Outcomes.discardedLine(outcome)), outcome)
+    }
     const store = this.config.store
     const runner = this.config.id
     const context: Job.Context = {
@@ -457,13 +464,15 @@ export class Runner {
           : Effect.as(Effect.logWarning(outcome.warning), outcome)
       }
       return Outcomes.ofRun(job, definition, exit, now).pipe(
+        // A defect in working out the outcome (a backoff that throws) is a failed attempt.
+        Effect.catchAllCause((cause) => Effect.succeed(Outcomes.broken(job, cause, Date.now()))),
         Effect.tap((outcome) =>
           outcome.kind === "failed"
             ? Effect.logWarning(`Job "${job.name}" ${job.id} failed (attempt ${job.attempt} of ${job.maxAttempts})`)
+            : outcome.kind === "discarded"
+            ? Effect.logError(Outcomes.discardedLine(outcome))
             : Effect.void
-        ),
-        // A defect in working out the outcome (a backoff that throws) is a failed attempt.
-        Effect.catchAllCause((cause) => Effect.succeed(Outcomes.broken(job, cause, Date.now())))
+        )
       )
     }
     // Set in place in the context the worker's runs share, and removed when the run ends; a fiber the run forks
@@ -515,7 +524,8 @@ export class Runner {
   }
 
   private publish(event: JobEvent): void {
-    this.events.unsafeOffer(event)
+    // Full (a subscriber lags): publishing slides out the oldest event, which `unsafeOffer` would not.
+    if (!this.events.unsafeOffer(event)) Effect.runSync(PubSub.publish(this.events, event))
   }
 
   // ---- writing outcomes -----------------------------------------------------------------------
@@ -709,6 +719,9 @@ export class Runner {
           (row) => Outcomes.rescued(row, row.lockedBy, self.config.jobs.get(row.name), now)
         )
         yield* Statements.settle(store, undefined, outcomes)
+        for (const outcome of outcomes) {
+          if (outcome.kind === "discarded") yield* Effect.logError(Outcomes.discardedLine(outcome))
+        }
         const ahead = outcomes.filter((o) => o.refund === 1).length
         yield* Effect.logWarning(
           `Job runner: rescued ${rows.length} job(s) of runners that stopped` +
