@@ -50,7 +50,7 @@ const Note = Job.make("note", {
 })
 
 /** The dashboard on a real port, with a runner for `mail` and a recurring definition to show. */
-const Server = HttpLayerRouter.serve(Dashboard.routes(), { disableLogger: true }).pipe(
+const Server = HttpLayerRouter.serve(Dashboard.routes({ loopbackOnly: true }), { disableLogger: true }).pipe(
   Layer.provideMerge(JobRunner.layer({ jobs: [Flaky], pollInterval: "200 millis" })),
   Layer.provideMerge(Recurring.layer({
     definitions: [Recurring.make("nightly-report", { job: Report, payload: {}, cron: Recurring.daily(2) })],

@@ -30,7 +30,9 @@ Host.run(
 // Its routes on your own HttpLayerRouter server, next to your routes.
 const Hello = HttpLayerRouter.add("GET", "/hello", HttpServerResponse.text("hello"))
 
-export const MyServer = HttpLayerRouter.serve(Layer.mergeAll(Hello, Dashboard.routes({ readOnly: true }))).pipe(
+export const MyServer = HttpLayerRouter.serve(
+  Layer.mergeAll(Hello, Dashboard.routes({ readOnly: true, loopbackOnly: true }))
+).pipe(
   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080, host: "127.0.0.1" }))
 )
 // #endregion

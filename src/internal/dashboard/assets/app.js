@@ -304,6 +304,9 @@ const describeError = (data) => {
   }
 }
 
+/** Where the server mounted the dashboard ("" at the root, else "/like/this"): every API path is under it. */
+const base = document.querySelector("meta[name=\"effect-workers-base\"]")?.getAttribute("content") ?? ""
+
 const request = async (method, path, body) => {
   const init = { method, credentials: "same-origin", headers: { accept: "application/json" } }
   if (method === "POST") {
@@ -314,7 +317,7 @@ const request = async (method, path, body) => {
   }
   let res
   try {
-    res = await fetch(path, init)
+    res = await fetch(base + path, init)
   } catch {
     throw new ApiError(0, "NetworkError", "the dashboard server cannot be reached")
   }
