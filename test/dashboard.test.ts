@@ -240,6 +240,8 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       ])
       const openapi = (yield* http.get("/api/openapi.json")).json()
       expect(Object.keys(openapi.paths)).toContain("/api/jobs/{id}/retry")
+      const { version } = createRequire(import.meta.url)("../package.json") as { version: string }
+      expect(openapi.info).toMatchObject({ title: "effect-workers dashboard", version })
     }))
 
   it.scoped("/metrics parses as Prometheus text, and its job counter moves when jobs run", () =>

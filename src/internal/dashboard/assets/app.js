@@ -365,6 +365,9 @@ const errorText = (error) => {
 let messageTimer
 let messageSource = null
 
+/** Set by an action that navigates: its success message stays on the next page. */
+let carryMessage = false
+
 const showMessage = (kind, content, source = null) => {
   const bar = document.getElementById("message-bar")
   const el = document.getElementById("message")
@@ -505,6 +508,19 @@ const pageHeader = (title, subtitle) => {
  * A page whose body is rebuilt from `load()` when the data changed. `top` nodes
  * stay in place across refreshes (filter forms keep what is typed in them).
  */
+/** Whether the reader is selecting text in `el`: a refresh then waits, so the selection is not lost. */
+const selecting = (el) => {
+  const selection = window.getSelection()
+  return selection !== null && !selection.isCollapsed && el.contains(selection.anchorNode)
+}
+
+/** Names a <details> across renders: its row's test id and its place in that row. */
+const detailsKey = (details) => {
+  const row = details.closest("[data-testid]")
+  const siblings = row ? [...row.querySelectorAll("details")] : []
+  return `${row?.getAttribute("data-testid") ?? ""}:${siblings.indexOf(details)}`
+}
+
 const livePage = (root, { title, subtitle, top = [], load, render, onError }) => {
   const header = pageHeader(title, subtitle)
   const body = h("div", { class: "page-body" }, h("p", { class: "loading" }, "Loading…"))
@@ -523,10 +539,16 @@ const livePage = (root, { title, subtitle, top = [], load, render, onError }) =>
       const data = await load()
       if (stopped) return
       const key = JSON.stringify(data)
-      if (key !== last) {
+      if (key !== last && !selecting(body)) {
         last = key
+        // A refresh keeps what the reader had: open details and the scroll position.
+        const open = new Set([...body.querySelectorAll("details[open]")].map(detailsKey))
+        const x = window.scrollX
+        const y = window.scrollY
         body.replaceChildren()
         append(body, [render(data, ctx)])
+        for (const details of body.querySelectorAll("details")) if (open.has(detailsKey(details))) details.open = true
+        window.scrollTo(x, y)
         refreshRelativeTimes()
       }
       header.setUpdated(new Date())
@@ -754,14 +776,15 @@ const renderOverview = (data) => {
         h(
           "p",
           { class: "summary", "data-testid": "throughput-summary" },
-          `${fmtNumber(completed)} completed and ${fmtNumber(failed)} failed in the last hour`
+          `${plural(completed, "job")} completed and ${plural(failed, "attempt")} failed in the last hour ` +
+            "(a failed attempt may be retried; discarded jobs are counted in the table above)"
         )
       ),
       h(
         "div",
         { class: "charts" },
-        barChart(throughput, "completed", "Completed per minute", "chart-completed"),
-        barChart(throughput, "failed", "Failed per minute", "chart-failed")
+        barChart(throughput, "completed", "Jobs completed per minute", "chart-completed"),
+        barChart(throughput, "failed", "Failed attempts per minute", "chart-failed")
       )
     )
   ]
@@ -905,13 +928,18 @@ const jobActionButtons = (job, after) => {
       a.label,
       a.action,
       { danger: a.danger, attrs: { "data-testid": `${a.action}-${job.id}` } },
-      (button) =>
-        runAction(
+      (button) => {
+        // Deleting cannot be undone: asked first.
+        if (
+          a.action === "delete" && !window.confirm(`Delete job #${job.id} (${job.name})? This cannot be undone.`)
+        ) return
+        return runAction(
           button,
           () => post(`/api/jobs/${enc(job.id)}/${a.action}`),
           () => `Job ${job.id} ${a.done}`,
           (failed) => after(a.action, failed)
         )
+      }
     )
   )
 }
@@ -1093,7 +1121,8 @@ const jobsPage = (root, params) => {
   }, () => {})
 
   const top = [form]
-  if (!session.readOnly) {
+  // Without a filter a bulk action would cover every job: not offered.
+  if (!session.readOnly && Object.keys(cleanFilter(filter)).length > 0) {
     const bulkSelect = h(
       "select",
       { name: "action", "data-testid": "bulk-action", "aria-label": "Bulk action" },
@@ -1117,11 +1146,32 @@ const jobsPage = (root, params) => {
             const action = bulkSelect.value
             runAction(
               bulkButton,
-              () => post("/api/jobs/bulk", { action, filter: cleanFilter(filter) }),
+              async () => {
+                // Counted first, and confirmed with that count: a link can fill the filter, never run the action.
+                const preview = await post("/api/jobs/bulk", { action, filter: cleanFilter(filter), dryRun: true })
+                const count = preview && typeof preview.count === "number" ? preview.count : 0
+                const max = preview && typeof preview.limit === "number" ? preview.limit : count
+                if (count > max) {
+                  throw new ApiError(
+                    409,
+                    "BulkLimitExceeded",
+                    `more than ${max} jobs match ${
+                      describeFilter(filter)
+                    }: narrow the filter (the bulk limit is ${max})`
+                  )
+                }
+                const verb = { retry: "Retry", cancel: "Cancel", delete: "Delete" }[action] ?? action
+                const question = `${verb} ${plural(count, "job")} matching ${describeFilter(filter)}?` +
+                  (action === "delete" ? " This cannot be undone." : "")
+                if (count === 0 || !window.confirm(question)) return { count: 0, skipped: true }
+                return post("/api/jobs/bulk", { action, filter: cleanFilter(filter) })
+              },
               (result) =>
-                `${BULK_DONE[action] ?? action} ${
-                  plural(result && typeof result.count === "number" ? result.count : 0, "job")
-                } matching ${describeFilter(filter)}`,
+                result && result.skipped
+                  ? `Nothing done: no job matching ${describeFilter(filter)} was changed`
+                  : `${BULK_DONE[action] ?? action} ${
+                    plural(result && typeof result.count === "number" ? result.count : 0, "job")
+                  } matching ${describeFilter(filter)}`,
               () => ctx.refresh()
             )
           }
@@ -1197,8 +1247,10 @@ const renderJob = (job, ctx) => {
   const errors = Array.isArray(job.errors) ? [...job.errors].sort((a, b) => b.attempt - a.attempt) : []
 
   const after = (action, failed) => {
-    if (action === "delete" && !failed) location.hash = "#/jobs"
-    else return ctx.refresh()
+    if (action === "delete" && !failed) {
+      carryMessage = true
+      location.hash = "#/jobs"
+    } else return ctx.refresh()
   }
 
   return [
@@ -1602,6 +1654,9 @@ const titles = {
 let current = null
 
 const route = () => {
+  // A success message is about the page it was shown on, unless the action itself moved on (a deleted job).
+  if (!carryMessage && document.getElementById("message").getAttribute("data-kind") === "success") clearMessage()
+  carryMessage = false
   if (current) current.stop()
   current = null
   const { path, params } = parseHash()
