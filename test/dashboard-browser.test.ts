@@ -199,6 +199,9 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         Effect.gen(function*() {
           mkdirSync(screenshots, { recursive: true })
           const client = yield* JobClient.JobClient
+          const sql = yield* SqlClient.SqlClient
+          const { schema } = yield* TestDatabase.TestDatabase
+          yield* sql`DELETE FROM ${sql(schema)}.jobs`
           yield* client.enqueueMany(Note, Array.from({ length: 3 }, (_, n) => ({ text: `secret note ${n}` })))
           const Failing = Worker.make(
             "a-worker-with-a-long-name-that-failed",
@@ -214,6 +217,8 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
               Layer.provideMerge(Failing),
               Layer.provideMerge(WorkerRegistry.layer),
               Layer.provideMerge(JobRunner.layer({ jobs: [Flaky], queues: { mail: 1 }, pollInterval: "1 second" })),
+              // A second runner in the same process: one process on the page, with its two runners.
+              Layer.provideMerge(JobRunner.layer({ jobs: [Report], queues: { reports: 1 }, pollInterval: "1 second" })),
               Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
             )
           )
@@ -301,6 +306,9 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
             30
           )
           expect(yield* Effect.promise(() => worker.locator("details").getAttribute("open"))).toBe("")
+          const processRows = page.locator("[data-testid^=\"process-\"][data-alive]")
+          expect(yield* Effect.promise(() => processRows.count())).toBe(1)
+          expect(yield* Effect.promise(() => processRows.locator("[data-testid^=\"runner-\"]").count())).toBe(2)
           yield* shoot(page, "processes-1366")
 
           // Nothing is cut off: at 1366 and 390 px every table cell is on the page or in a scrolling box.

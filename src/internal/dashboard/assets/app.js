@@ -55,8 +55,9 @@
  *
  *   Processes (#/processes)
  *     data-testid="worker-<name>"           hosted worker row, with data-state="<state>"
- *     data-testid="runner-<id>"             runner row, with data-alive="true" | "false"
- *     data-testid="runner-alive-<id>"       its badge: "alive" | "dead"
+ *     data-testid="process-<host>:<pid>"    a process's row, with data-alive="true" | "false"
+ *     data-testid="process-alive-<host>:<pid>"  its badge: "alive" | "dead" (alive when one of its runners is)
+ *     data-testid="runner-<id>"             each of its runners, with data-alive="true" | "false"
  */
 
 const STATES = ["scheduled", "available", "running", "retryable", "completed", "discarded", "cancelled"]
@@ -1533,15 +1534,24 @@ const renderProcesses = ({ workers, runners }) => {
       )
     )
 
+  // One row per process (host and pid): a process may run several runners, one per JobRunner layer.
+  const processes = new Map()
+  for (const r of runners) {
+    const key = `${r.host}:${r.pid}`
+    const group = processes.get(key) ?? { key, host: r.host, pid: r.pid, runners: [] }
+    group.runners.push(r)
+    processes.set(key, group)
+  }
+  const earliest = (dates) => dates.reduce((a, b) => (a === null || toDate(b) < toDate(a) ? b : a), null)
+  const latest = (dates) => dates.reduce((a, b) => (a === null || toDate(b) > toDate(a) ? b : a), null)
   const runnersTable = runners.length === 0
     ? h("p", { class: "empty" }, "No job runner has registered.")
     : h(
       "table",
       { class: "table", "data-testid": "runners-table" },
       thead(
-        h("th", null, "Id"),
-        h("th", null, "Host"),
-        h("th", { class: "num" }, "PID"),
+        h("th", null, "Process"),
+        h("th", null, "Runners"),
         h("th", null, "Queues"),
         h("th", null, "Started"),
         h("th", null, "Heartbeat"),
@@ -1550,29 +1560,39 @@ const renderProcesses = ({ workers, runners }) => {
       h(
         "tbody",
         null,
-        [...runners].sort((a, b) => Number(b.alive) - Number(a.alive) || a.id.localeCompare(b.id)).map((r) =>
-          h(
+        [...processes.values()].sort((a, b) =>
+          Number(b.runners.some((r) => r.alive)) - Number(a.runners.some((r) => r.alive)) || a.key.localeCompare(b.key)
+        ).map((p) => {
+          const alive = p.runners.some((r) => r.alive)
+          const queues = [...new Set(p.runners.flatMap((r) => (Array.isArray(r.queues) ? r.queues : [])))].sort()
+          return h(
             "tr",
-            { "data-testid": `runner-${r.id}`, "data-alive": String(Boolean(r.alive)) },
-            h("th", { scope: "row", class: "mono" }, r.id),
-            h("td", null, r.host),
-            h("td", { class: "num" }, String(r.pid)),
+            { "data-testid": `process-${p.key}`, "data-alive": String(alive) },
+            h("th", { scope: "row" }, p.host, h("span", { class: "muted" }, ` pid ${p.pid}`)),
             h(
               "td",
               null,
-              (Array.isArray(r.queues) ? r.queues : []).map((q) =>
-                h("a", { class: "chip", href: jobsHash({ queue: q }) }, q)
+              p.runners.map((r) =>
+                h(
+                  "div",
+                  { class: "mono small", "data-testid": `runner-${r.id}`, "data-alive": String(Boolean(r.alive)) },
+                  r.id,
+                  r.alive ? null : h("span", { class: "muted" }, " (dead)")
+                )
               )
             ),
-            h("td", { class: "nowrap" }, timeCell(r.startedAt)),
-            h("td", { class: "nowrap" }, relativeCell(r.heartbeatAt)),
+            h("td", null, queues.map((q) => h("a", { class: "chip", href: jobsHash({ queue: q }) }, q))),
+            h("td", { class: "nowrap" }, timeCell(earliest(p.runners.map((r) => r.startedAt)))),
+            h("td", { class: "nowrap" }, relativeCell(latest(p.runners.map((r) => r.heartbeatAt)))),
             h(
               "td",
               null,
-              r.alive ? badge("alive", "alive", `runner-alive-${r.id}`) : badge("dead", "dead", `runner-alive-${r.id}`)
+              alive
+                ? badge("alive", "alive", `process-alive-${p.key}`)
+                : badge("dead", "dead", `process-alive-${p.key}`)
             )
           )
-        )
+        })
       )
     )
 
@@ -1588,7 +1608,11 @@ const renderProcesses = ({ workers, runners }) => {
       "section",
       { class: "card section" },
       h("h2", null, "Job runners"),
-      h("p", { class: "muted small" }, "Every process that claims jobs, as its heartbeats report it."),
+      h(
+        "p",
+        { class: "muted small" },
+        "Every process that claims jobs, with its runners, as their heartbeats report them."
+      ),
       h("div", { class: "scroll" }, runnersTable)
     )
   ]
