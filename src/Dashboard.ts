@@ -23,23 +23,29 @@
  *
  * @since 0.1.0
  */
-import { HttpApiBuilder, HttpLayerRouter, HttpServerRequest, HttpServerResponse, OpenApi } from "@effect/platform"
+import { HttpLayerRouter, HttpServerError, HttpServerRequest, HttpServerResponse, OpenApi } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
-import type { SqlError } from "@effect/sql/SqlError"
-import { Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { timingSafeEqual } from "node:crypto"
+import {
+  Cause,
+  Context,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  ManagedRuntime,
+  Option,
+  Predicate,
+  Redacted,
+  Schema,
+  type Scope
+} from "effect"
 import { readFileSync } from "node:fs"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import * as Access from "./internal/dashboard/access.js"
 import * as Api from "./internal/dashboard/api.js"
-import * as Store from "./internal/jobs/store.js"
-import { JobState } from "./Job.js"
-import { JobClient } from "./JobClient.js"
-import { JobNotFound, RecurringNotFound } from "./JobError.js"
-import { JobRunner } from "./JobRunner.js"
+import * as Handlers from "./internal/dashboard/handlers.js"
+import type { JobClient } from "./JobClient.js"
 import * as Metrics from "./Metrics.js"
-import { Recurring } from "./Recurring.js"
-import { WorkerRegistry } from "./WorkerRegistry.js"
 
 export {
   /**
@@ -50,6 +56,24 @@ export {
    */
   DashboardApi
 } from "./internal/dashboard/api.js"
+
+export type {
+  /**
+   * What the `authorize` hook decides: `full` or `read-only` access for a
+   * named user (the name goes into the audit log), or `refused` (403).
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  Authorization,
+  /**
+   * The request as the `authorize` hook sees it.
+   *
+   * @since 0.1.0
+   * @category models
+   */
+  AuthorizeRequest
+} from "./internal/dashboard/access.js"
 
 /**
  * @since 0.1.0
@@ -63,13 +87,46 @@ export interface Options<R = never> {
    */
   readonly checks?: ReadonlyArray<ReadinessCheck<R>> | undefined
   /**
-   * Needed by every request but `/healthz` and `/readyz` when set: HTTP Basic
-   * with any user name and the token as password (what a browser prompts
-   * for), or `Authorization: Bearer <token>`.
+   * Needed by every request but `/healthz` (and the status of `/readyz`):
+   * HTTP Basic with any user name and the token as password (what a browser
+   * prompts for), or `Authorization: Bearer <token>`. At least 16
+   * characters, not blank: generate one (`openssl rand -base64 24`).
    */
   readonly token?: Redacted.Redacted<string> | string | undefined
+  /**
+   * The application's own authorization, instead of a token: called for
+   * every request but `/healthz`, it returns `{ access: "full" | "read-only",
+   * user }` or `{ access: "refused", reason? }` (403). A hook that fails or
+   * throws refuses the request (500) and is logged.
+   */
+  readonly authorize?:
+    | ((
+      request: Access.AuthorizeRequest
+    ) => Access.Authorization | PromiseLike<Access.Authorization> | Effect.Effect<Access.Authorization, unknown, R>)
+    | undefined
+  /**
+   * Without a token or `authorize`, `routes` needs this set to `true`: the
+   * dashboard then answers only clients on this machine, connected directly
+   * (loopback address, a loopback `Host`, no proxy headers). `layer` on a
+   * loopback host implies it.
+   */
+  readonly loopbackOnly?: boolean | undefined
   /** Refuse every action (403); the pages and the API still read. Default `false`. */
   readonly readOnly?: boolean | undefined
+  /**
+   * Where the page, its assets and its API are served, for example
+   * `"/admin/jobs"`. Default `"/"`.
+   */
+  readonly basePath?: string | undefined
+  /** The most jobs one bulk action may touch; a larger one is refused whole. Default 1,000. */
+  readonly bulkLimit?: number | undefined
+  /** Longest a dashboard query may run (PostgreSQL `statement_timeout`). Default 5 seconds. */
+  readonly statementTimeout?: Duration.DurationInput | undefined
+  /**
+   * How many dashboard queries may run at once, on connections of the
+   * application's pool; the rest wait their turn. Default 2.
+   */
+  readonly connections?: number | undefined
 }
 
 /**
@@ -88,7 +145,7 @@ export interface ReadinessCheck<R = never> {
 export interface ServerOptions<R = never> extends Options<R> {
   /** Default 3000. */
   readonly port?: number | undefined
-  /** Default `127.0.0.1`. Any other address needs a `token`. */
+  /** Default `127.0.0.1`. Any other address needs a `token` or `authorize`. */
   readonly host?: string | undefined
 }
 
@@ -107,416 +164,362 @@ export class InvalidDashboardOptions extends Schema.TaggedError<InvalidDashboard
   }
 }
 
+/** Largest request body: the API's bodies are a filter or nothing. */
+const maxBodyBytes = 64 * 1024
+
+/** Refused credentials from one address in a minute before it is answered 429 until the minute ends. */
+const failuresPerMinute = 10
+
 const asset = (name: string) => readFileSync(new URL(`./internal/dashboard/assets/${name}`, import.meta.url), "utf8")
 
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
   "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-const securityHeaders = {
-  "content-security-policy": contentSecurityPolicy,
+/** On every answer, the page's and the API's, refusals and errors too. */
+const commonHeaders = {
   "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-  "x-frame-options": "DENY",
-  "cache-control": "no-store"
+  "cache-control": "no-store",
+  "referrer-policy": "no-referrer"
 }
 
-const equalSecrets = (given: string, expected: string) => {
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
+const pageHeaders = {
+  "content-security-policy": contentSecurityPolicy,
+  "x-frame-options": "DENY"
 }
 
-/** The token the request carries, from `Authorization: Bearer …` or HTTP Basic. */
-const presentedToken = (authorization: string | undefined): string | undefined => {
-  if (authorization === undefined) return undefined
-  const [scheme, value] = authorization.split(" ", 2)
-  if (value === undefined) return undefined
-  if (scheme.toLowerCase() === "bearer") return value.trim()
-  if (scheme.toLowerCase() === "basic") {
-    const decoded = Buffer.from(value.trim(), "base64").toString("utf8")
-    const colon = decoded.indexOf(":")
-    return colon < 0 ? undefined : decoded.slice(colon + 1)
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson(body, { status, headers: { ...commonHeaders, ...headers } })
+
+const refused = (status: number, tag: string, message: string, headers: Record<string, string> = {}) =>
+  json({ _tag: tag, message }, status, headers)
+
+const refusedResponse = (access: Extract<Access.Access, { _tag: "Refused" }>) =>
+  access.status === 401
+    ? refused(401, "Unauthorized", access.message, { "www-authenticate": "Basic realm=\"effect-workers\"" })
+    : refused(access.status, access.status === 500 ? "AuthorizeFailed" : "Forbidden", access.message)
+
+interface Config<R> {
+  /** The hook is wrapped once the services it may need are at hand. */
+  readonly mode: Access.Mode | "authorize"
+  readonly settings: Handlers.Settings
+  readonly checks: ReadonlyArray<ReadinessCheck<R>>
+  /** `""` for the root, else `/like/this`. */
+  readonly basePath: string
+}
+
+const invalid = (option: string, reason: string) => Either.left(new InvalidDashboardOptions({ option, reason }))
+
+/** At least this many characters in a token: 16 random base64 characters are 96 bits, beyond guessing online. */
+const minTokenLength = 16
+
+/** The token as a string, or why it is too weak (a blank or short one is also what an unset variable gives). */
+const tokenOf = (value: unknown): Either.Either<string | undefined, InvalidDashboardOptions> => {
+  if (value === undefined) return Either.right(undefined)
+  const token: unknown = Redacted.isRedacted(value) ? Redacted.value(value) : value
+  if (typeof token !== "string") {
+    return invalid("token", `must be a string or a Redacted string, got ${typeof token} (is its variable set?)`)
   }
-  return undefined
-}
-
-interface Settings {
-  readonly token: string | undefined
-  readonly readOnly: boolean
-}
-
-const originHost = (origin: string) => {
-  try {
-    return new URL(origin).host
-  } catch {
-    return undefined
+  const length = [...token].length
+  if (token.trim() === "") {
+    return invalid("token", `must not be blank, got ${length} whitespace character(s) (is its variable set?)`)
   }
-}
-
-const loopbackNames = new Set(["127.0.0.1", "localhost", "[::1]", "::1"])
-
-/** The host name a request was sent to, without its port. */
-const hostName = (host: string | undefined) => {
-  if (host === undefined) return undefined
-  const bracket = host.startsWith("[") ? host.indexOf("]") : -1
-  return bracket >= 0 ? host.slice(0, bracket + 1) : host.split(":")[0]
-}
-
-/** Why a request is refused, if it is. */
-const refusal = (
-  settings: Settings,
-  request: HttpServerRequest.HttpServerRequest,
-  action: boolean
-): Api.Unauthorized | Api.Forbidden | undefined => {
-  if (settings.token !== undefined) {
-    const token = presentedToken(request.headers["authorization"])
-    if (token === undefined || !equalSecrets(token, settings.token)) {
-      return new Api.Unauthorized({ message: "this dashboard needs its token (HTTP Basic password, or Bearer)" })
-    }
-  } else {
-    // Without a token, only requests sent to a loopback name: a site that points its own name at 127.0.0.1
-    // (DNS rebinding) would otherwise be "same origin".
-    const name = hostName(request.headers["host"])
-    if (name === undefined || !loopbackNames.has(name.toLowerCase())) {
-      return new Api.Forbidden({
-        message: `without a token, the dashboard answers only requests to 127.0.0.1 or localhost ` +
-          `(this one was sent to ${request.headers["host"] ?? "no host"}); set a token to serve it under another name`
-      })
-    }
-  }
-  if (!action) return undefined
-  if (settings.readOnly) return new Api.Forbidden({ message: "the dashboard is read-only" })
-  const site = request.headers["sec-fetch-site"]
-  if (site !== undefined && site !== "same-origin" && site !== "none") {
-    return new Api.Forbidden({ message: `cross-site requests are refused (Sec-Fetch-Site: ${site})` })
-  }
-  const origin = request.headers["origin"]
-  const host = request.headers["host"]
-  if (origin !== undefined && origin !== "null" && host !== undefined && originHost(origin) !== host) {
-    return new Api.Forbidden({ message: `cross-site requests are refused (Origin: ${origin})` })
-  }
-  if (request.headers["x-effect-workers"] !== "1") {
-    return new Api.Forbidden({ message: "actions need the header x-effect-workers: 1" })
-  }
-  return undefined
-}
-
-const refusedResponse = (error: Api.Unauthorized | Api.Forbidden) =>
-  HttpServerResponse.unsafeJson({ _tag: error._tag, message: error.message }, {
-    status: error._tag === "Unauthorized" ? 401 : 403,
-    headers: error._tag === "Unauthorized" ? { "www-authenticate": "Basic realm=\"effect-workers\"" } : {}
-  })
-
-const unavailable = (error: SqlError) => new Api.DatabaseUnavailable({ message: error.message })
-
-const dbTime = Effect.mapError(unavailable)
-
-const states: ReadonlyArray<JobState> = JobState.literals
-
-const handlers = (settings: Settings) => {
-  const Guard = Layer.succeed(
-    Api.Guard,
-    Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const refused = refusal(settings, request, request.method !== "GET" && request.method !== "HEAD")
-      if (refused !== undefined) return yield* refused
-    })
-  )
-
-  const Jobs = HttpApiBuilder.group(Api.DashboardApi, "jobs", (handlers) =>
-    Effect.gen(function*() {
-      const client = yield* JobClient
-      const sql = yield* SqlClient.SqlClient
-      const store = client[Store.StoreInternal]
-      return handlers
-        .handle("overview", () =>
-          dbTime(Effect.gen(function*() {
-            const counts = yield* client.counts
-            const throughput = yield* sql<{ at: Date; completed: number; failed: number }>`
-              WITH minutes AS (
-                SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes',
-                  date_trunc('minute', now()), interval '1 minute') AS at
-              ), completed AS (
-                SELECT date_trunc('minute', finalized_at) AS at, count(*)::int AS n FROM ${store.jobs}
-                WHERE state = 'completed' AND finalized_at >= date_trunc('minute', now()) - interval '59 minutes'
-                GROUP BY 1
-              ), failed AS (
-                SELECT date_trunc('minute', (e->>'at')::timestamptz) AS at, count(*)::int AS n
-                FROM ${store.jobs}, jsonb_array_elements(errors) AS e
-                WHERE errors <> '[]' AND (state = 'retryable' OR attempted_at >= now() - interval '1 hour')
-                  AND (e->>'at')::timestamptz >= date_trunc('minute', now()) - interval '59 minutes'
-                GROUP BY 1
-              )
-              SELECT m.at, COALESCE(c.n, 0) AS completed, COALESCE(f.n, 0) AS failed
-              FROM minutes m LEFT JOIN completed c ON c.at = m.at LEFT JOIN failed f ON f.at = m.at
-              ORDER BY m.at`
-            return { counts, throughput }
-          })))
-        .handle("queues", () =>
-          dbTime(Effect.gen(function*() {
-            const queues = yield* client.queues
-            const counts = yield* client.counts
-            const waits = yield* sql<{ queue: string; wait: number }>`
-              SELECT queue, (extract(epoch FROM now() - min(run_at)) * 1000)::float8 AS wait FROM ${store.jobs}
-              WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= now() GROUP BY queue`
-            const slots = yield* sql<{ queue: string; slots: number }>`
-              SELECT c.key AS queue, sum(c.value::int)::int AS slots
-              FROM ${store.runners} r, jsonb_each_text(r.concurrency) AS c
-              WHERE r.heartbeat_at > now() - interval '2 minutes' GROUP BY c.key`
-            return queues.map((queue) => ({
-              name: queue.name,
-              paused: queue.paused,
-              counts: Object.fromEntries(
-                states.map((state) => [
-                  state,
-                  counts.find((c) => c.queue === queue.name && c.state === state)?.count ?? 0
-                ])
-              ),
-              oldestWaitMillis: waits.find((w) => w.queue === queue.name)?.wait ?? null,
-              concurrency: slots.find((s) => s.queue === queue.name)?.slots ?? 0
-            }))
-          })))
-        .handle("pauseQueue", ({ path }) => dbTime(client.pause(path.name)))
-        .handle("resumeQueue", ({ path }) => dbTime(client.resume(path.name)))
-        .handle("jobs", ({ urlParams }) =>
-          dbTime(Effect.gen(function*() {
-            const limit = Math.max(1, Math.min(500, Math.floor(urlParams.limit ?? 50)))
-            const jobs = yield* client.list({ ...urlParams, limit: limit + 1 })
-            return {
-              jobs: jobs.slice(0, limit),
-              next: jobs.length > limit ? jobs[limit - 1].id : null
-            }
-          })))
-        .handle("job", ({ path }) =>
-          Effect.flatMap(
-            dbTime(client.get(path.id)),
-            Option.match({
-              onNone: () => Effect.fail(new JobNotFound({ id: path.id })),
-              onSome: Effect.succeed
-            })
-          ))
-        .handle("retry", ({ path }) => Effect.catchTag(client.retry(path.id), "SqlError", (e) => unavailable(e)))
-        .handle("runNow", ({ path }) => Effect.catchTag(client.retry(path.id), "SqlError", (e) => unavailable(e)))
-        .handle("cancel", ({ path }) => Effect.catchTag(client.cancel(path.id), "SqlError", (e) => unavailable(e)))
-        .handle("delete", ({ path }) => Effect.catchTag(client.delete(path.id), "SqlError", (e) => unavailable(e)))
-        .handle("bulk", ({ payload }) =>
-          Store.filterConditions(store, payload.filter).length === 0
-            ? Effect.fail(
-              new Api.InvalidFilter({ message: "a bulk action needs a filter (queue, state, name or search)" })
-            )
-            : dbTime(bulk(store, payload.action, payload.filter)))
-    }))
-
-  const RecurringGroup = HttpApiBuilder.group(Api.DashboardApi, "recurring", (handlers) =>
-    Effect.gen(function*() {
-      const recurring = yield* Effect.serviceOption(Recurring)
-      const notFound = (id: string) => Effect.fail(new RecurringNotFound({ id }))
-      return handlers
-        .handle("list", () => Option.isSome(recurring) ? dbTime(recurring.value.list) : Effect.succeed([]))
-        .handle("trigger", ({ path }) =>
-          Option.isNone(recurring) ? notFound(path.id) : recurring.value.trigger(path.id).pipe(
-            Effect.map(({ id }) => ({ jobId: id })),
-            Effect.catchTag("SqlError", (e) =>
-              unavailable(e))
-          ))
-        .handle("pause", ({ path }) =>
-          Option.isNone(recurring)
-            ? notFound(path.id)
-            : Effect.catchTag(recurring.value.pause(path.id), "SqlError", (e) =>
-              unavailable(e)))
-        .handle("resume", ({ path }) =>
-          Option.isNone(recurring)
-            ? notFound(path.id)
-            : Effect.catchTag(recurring.value.resume(path.id), "SqlError", (e) => unavailable(e)))
-    }))
-
-  const Processes = HttpApiBuilder.group(Api.DashboardApi, "processes", (handlers) =>
-    Effect.gen(function*() {
-      const registry = yield* Effect.serviceOption(WorkerRegistry)
-      const client = yield* JobClient
-      const sql = yield* SqlClient.SqlClient
-      const store = client[Store.StoreInternal]
-      return handlers
-        .handle("workers", () => Option.isSome(registry) ? registry.value.all : Effect.succeed([]))
-        .handle("runners", () =>
-          dbTime(sql<
-            {
-              id: string
-              host: string
-              pid: number
-              queues: Array<string>
-              startedAt: Date
-              heartbeatAt: Date
-              alive: boolean
-            }
-          >`SELECT id, host, pid, queues, started_at AS "startedAt", heartbeat_at AS "heartbeatAt",
-              heartbeat_at > now() - interval '1 minute' AS alive
-            FROM ${store.runners} ORDER BY started_at`))
-        .handle(
-          "session",
-          () => Effect.succeed({ readOnly: settings.readOnly, protected: settings.token !== undefined })
-        )
-    }))
-
-  return Layer.mergeAll(Jobs, RecurringGroup, Processes, Guard)
-}
-
-/** Applies an action to every job the filter covers that it applies to; returns how many. */
-const bulk = (store: Store.Store, action: "retry" | "cancel" | "delete", filter: Store.Filter) => {
-  const { sql } = store
-  const matching = sql.and(Store.filterConditions(store, filter))
-  const statement = action === "retry"
-    ? sql`
-      WITH retried AS (
-        UPDATE ${store.jobs} SET state = 'available', run_at = now(), finalized_at = NULL,
-          max_attempts = GREATEST(max_attempts, attempt + 1)
-        WHERE ${matching} AND state IN ('discarded', 'cancelled', 'retryable', 'scheduled')
-          -- A finished job whose unique key a live job holds again stays as it is.
-          AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
-            SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
-              AND live.state IN ${sql.literal(Store.liveStatesSql)}))
-        RETURNING queue
-      ), notified AS (
-        SELECT pg_notify(${store.channel}, 'j:' || queue) FROM (SELECT DISTINCT queue FROM retried) AS q
-      )
-      SELECT (SELECT count(*) FROM retried)::int AS count, (SELECT count(*) FROM notified) AS n`
-    : action === "cancel"
-    ? sql`
-      WITH old AS (
-        SELECT id AS old_id, state AS previous FROM ${store.jobs}
-        WHERE ${matching} AND state IN ${sql.literal(Store.liveStatesSql)} FOR UPDATE
-      ), cancelled AS (
-        UPDATE ${store.jobs} SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL
-        FROM old WHERE id = old_id RETURNING id, previous
-      ), notified AS (
-        SELECT pg_notify(${store.channel}, 'c:' || id) FROM cancelled WHERE previous = 'running'
-      )
-      SELECT (SELECT count(*) FROM cancelled)::int AS count, (SELECT count(*) FROM notified) AS n`
-    : sql`
-      WITH deleted AS (DELETE FROM ${store.jobs} WHERE ${matching} AND state <> 'running' RETURNING id)
-      SELECT count(*)::int AS count FROM deleted`
-  return Effect.map(statement, (rows) => ({ count: Number((rows[0] as { count: number }).count) }))
-}
-
-/**
- * What `/readyz` checks: the database answers, this process's job runner (if
- * any) renewed its heartbeat within its lease, and no hosted worker stopped
- * by failure.
- */
-const readiness = <R>(extra: ReadonlyArray<ReadinessCheck<R>>) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const client = yield* JobClient
-    const runner = yield* Effect.serviceOption(JobRunner)
-    const registry = yield* Effect.serviceOption(WorkerRegistry)
-    const checks: Array<{ name: string; ok: boolean; detail: string }> = []
-    const database = yield* sql`SELECT 1`.pipe(Effect.timeout("2 seconds"), Effect.either)
-    checks.push({
-      name: "database",
-      ok: database._tag === "Right",
-      detail: database._tag === "Right" ? "reachable" : `unreachable: ${database.left.message}`
-    })
-    if (Option.isSome(runner) && database._tag === "Right") {
-      const rows = yield* sql<{ age: number | null }>`
-      SELECT (extract(epoch FROM now() - heartbeat_at) * 1000)::float8 AS age
-      FROM ${sql(client.schema)}.runners WHERE id = ${runner.value.id}`.pipe(Effect.orElseSucceed(() => []))
-      const age = rows[0]?.age ?? null
-      const lease = Duration.toMillis(runner.value.lease)
-      checks.push({
-        name: "runner",
-        ok: age !== null && age < lease,
-        detail: age === null ? "not registered" : `heartbeat ${Math.round(age)} ms ago (lease ${lease} ms)`
-      })
-    }
-    if (Option.isSome(registry)) {
-      const failed = (yield* registry.value.all).filter((status) => status.state === "failed")
-      checks.push({
-        name: "workers",
-        ok: failed.length === 0,
-        detail: failed.length === 0 ? "none failed" : `stopped by failure: ${failed.map((s) => s.name).join(", ")}`
-      })
-    }
-    for (const { check, name } of extra) {
-      const result = yield* Effect.either(Effect.timeout(check, "5 seconds"))
-      checks.push({
-        name,
-        ok: result._tag === "Right",
-        detail: result._tag === "Right"
-          ? (typeof result.right === "string" ? result.right : "ok")
-          : result.left instanceof Error
-          ? result.left.message
-          : String(result.left)
-      })
-    }
-    return checks
-  })
-
-const json = (body: unknown, status = 200) =>
-  HttpServerResponse.unsafeJson(body, { status, headers: { "cache-control": "no-store" } })
-
-/**
- * The dashboard's routes, for an `HttpLayerRouter` server of yours: the page
- * at `/`, the API under `/api`, and `/healthz`, `/readyz`, `/metrics`.
- *
- * Needs `JobClient` and `SqlClient`; shows recurring definitions when
- * `Recurring` is provided, hosted workers when `WorkerRegistry` is, and checks
- * the runner's heartbeat in `/readyz` when `JobRunner` is.
- *
- * @since 0.1.0
- * @category layers
- */
-export const routes = <R = never>(options: Options<R> = {}) => {
-  const token = tokenOf(options)
-  if (token instanceof InvalidDashboardOptions) return Layer.fail(token)
-  const settings: Settings = { token, readOnly: options.readOnly ?? false }
-  const page = (body: string, contentType: string) => (request: HttpServerRequest.HttpServerRequest) => {
-    const refused = refusal(settings, request, false)
-    return Effect.succeed(
-      refused !== undefined
-        ? refusedResponse(refused)
-        : HttpServerResponse.text(body, { contentType, headers: securityHeaders })
+  if (length < minTokenLength || new Set(token).size < 6) {
+    return invalid(
+      "token",
+      `must be at least ${minTokenLength} characters with at least 6 different ones, got ${length} character(s): ` +
+        `a short token can be guessed; generate one, for example with \`openssl rand -base64 24\``
     )
   }
+  return Either.right(token)
+}
+
+const isAuthorization = (value: unknown): value is Access.Authorization =>
+  Predicate.isRecord(value) &&
+  ((value.access === "refused" && (value.reason === undefined || typeof value.reason === "string")) ||
+    ((value.access === "full" || value.access === "read-only") && typeof value.user === "string" &&
+      value.user !== ""))
+
+/** The user's hook, whatever it returns (a value, a promise, an effect), as one effect. */
+const authorizeEffect = <R>(
+  hook: NonNullable<Options<R>["authorize"]>,
+  context: Context.Context<R>
+) =>
+(request: Access.AuthorizeRequest): Effect.Effect<Access.Authorization, unknown> =>
+  Effect.suspend(() => {
+    const result = hook(request)
+    const effect: Effect.Effect<unknown, unknown, R> = Effect.isEffect(result)
+      ? result
+      : Predicate.isPromiseLike(result)
+      ? Effect.tryPromise(() => Promise.resolve(result))
+      : Effect.succeed(result)
+    return Effect.flatMap(Effect.provide(effect, context), (decision) =>
+      isAuthorization(decision) ? Effect.succeed(decision) : Effect.fail(
+        new Error(
+          `authorize returned ${JSON.stringify(decision)}: expected { access: "full" | "read-only", user } ` +
+            `or { access: "refused" }`
+        )
+      ))
+  })
+
+const validate = <R>(
+  options: Options<R>,
+  loopbackImplied: boolean
+): Either.Either<Config<R>, InvalidDashboardOptions> =>
+  Either.gen(function*() {
+    if (!Predicate.isRecord(options)) {
+      return yield* invalid("options", `must be an object, got ${options === null ? "null" : typeof options}`)
+    }
+    // Values may come from JavaScript or JSON: checked as unknown.
+    const raw = options as Record<string, unknown>
+    const token = yield* tokenOf(options.token)
+    if (options.authorize !== undefined && typeof options.authorize !== "function") {
+      return yield* invalid("authorize", `must be a function, got ${typeof options.authorize}`)
+    }
+    if (token !== undefined && options.authorize !== undefined) {
+      return yield* invalid("authorize", "cannot be given with a token: use one or the other")
+    }
+    for (const key of ["loopbackOnly", "readOnly"] as const) {
+      if (raw[key] !== undefined && typeof raw[key] !== "boolean") {
+        return yield* invalid(key, `must be true or false, got ${JSON.stringify(raw[key])}`)
+      }
+    }
+    if (token === undefined && options.authorize === undefined && options.loopbackOnly !== true && !loopbackImplied) {
+      return yield* invalid(
+        "token",
+        "is needed, or an authorize hook: without either, set loopbackOnly: true to serve only clients on this " +
+          "machine (anyone who can reach the server's port could otherwise read and change every job)"
+      )
+    }
+    const base = raw.basePath ?? "/"
+    if (typeof base !== "string" || !/^(\/[A-Za-z0-9._~-]+)*\/?$/.test(base) || base.includes("//")) {
+      return yield* invalid(
+        "basePath",
+        `must be a path like "/admin/jobs" (letters, digits, "._~-" between slashes), got ${JSON.stringify(base)}`
+      )
+    }
+    const bulkLimit = raw.bulkLimit ?? 1000
+    if (typeof bulkLimit !== "number" || !Number.isSafeInteger(bulkLimit) || bulkLimit < 1) {
+      return yield* invalid("bulkLimit", `must be a positive integer, got ${JSON.stringify(bulkLimit)}`)
+    }
+    const connections = raw.connections ?? 2
+    if (typeof connections !== "number" || !Number.isSafeInteger(connections) || connections < 1 || connections > 100) {
+      return yield* invalid("connections", `must be an integer from 1 to 100, got ${JSON.stringify(connections)}`)
+    }
+    const timeout = raw.statementTimeout ?? "5 seconds"
+    const statementTimeout = Duration.decodeUnknown(timeout)
+    if (
+      Option.isNone(statementTimeout) || (typeof timeout === "number" && !(timeout > 0)) ||
+      !Duration.greaterThan(statementTimeout.value, Duration.zero) || !Duration.isFinite(statementTimeout.value)
+    ) {
+      return yield* invalid(
+        "statementTimeout",
+        `must be a positive, finite duration such as "5 seconds", got ${JSON.stringify(timeout)}`
+      )
+    }
+    if (options.checks !== undefined && !Array.isArray(options.checks)) {
+      return yield* invalid("checks", `must be an array of { name, check }, got ${typeof options.checks}`)
+    }
+    return {
+      mode: token !== undefined
+        ? { _tag: "Token", token } as const
+        : options.authorize !== undefined
+        ? "authorize" as const
+        : { _tag: "Loopback" } as const,
+      settings: {
+        protected: token !== undefined || options.authorize !== undefined,
+        readOnly: raw.readOnly === true,
+        bulkLimit,
+        statementTimeout: statementTimeout.value,
+        connections
+      },
+      checks: options.checks ?? [],
+      basePath: base.replace(/\/$/, "")
+    }
+  })
+
+/** The page, its assets and the API, at paths under the base (which the caller strips). */
+const innerRoutes = (config: Pick<Config<unknown>, "settings" | "basePath">) => {
+  const base = config.basePath
   const index = asset("index.html")
+    .replace("<head>", `<head>\n    <meta name="effect-workers-base" content="${base}">`)
+    .replaceAll("\"/assets/", `"${base}/assets/`)
+  const page = (body: string, contentType: string) =>
+    Effect.succeed(HttpServerResponse.text(body, { contentType, headers: pageHeaders }))
   const openApi = OpenApi.fromApi(Api.DashboardApi)
   const Pages = HttpLayerRouter.addAll([
     HttpLayerRouter.route("GET", "/", page(index, "text/html; charset=utf-8")),
     HttpLayerRouter.route("GET", "/assets/app.js", page(asset("app.js"), "text/javascript; charset=utf-8")),
     HttpLayerRouter.route("GET", "/assets/app.css", page(asset("app.css"), "text/css; charset=utf-8")),
-    HttpLayerRouter.route("GET", "/api/openapi.json", page(JSON.stringify(openApi), "application/json")),
-    HttpLayerRouter.route("GET", "/healthz", Effect.succeed(json({ status: "ok" }))),
-    HttpLayerRouter.route(
-      "GET",
-      "/readyz",
-      Effect.map(readiness(options.checks ?? []), (checks) => {
-        const ready = checks.every((check) => check.ok)
-        return json({ status: ready ? "ready" : "unready", checks }, ready ? 200 : 503)
-      })
-    ),
-    HttpLayerRouter.route("GET", "/metrics", (request) => {
-      const refused = refusal(settings, request, false)
-      return refused !== undefined ? Effect.succeed(refusedResponse(refused)) : Effect.map(
-        Metrics.prometheusText,
-        (text) => HttpServerResponse.text(text, { contentType: Metrics.prometheusContentType })
-      )
-    })
+    HttpLayerRouter.route("GET", "/api/openapi.json", page(JSON.stringify(openApi), "application/json"))
   ])
-  const Api_ = HttpLayerRouter.addHttpApi(Api.DashboardApi).pipe(
-    Layer.provide(handlers(settings))
-  )
-  return Layer.mergeAll(Pages, Api_)
+  const ApiRoutes = HttpLayerRouter.addHttpApi(Api.DashboardApi).pipe(Layer.provide(Handlers.handlers(config.settings)))
+  return Layer.mergeAll(Pages, ApiRoutes).pipe(Layer.provide(NodeHttpServer.layerContext))
 }
 
-/** The token as a string; one that is given but empty or short (an unset variable) is an error, not no token. */
-const tokenOf = (options: Options<any>): string | undefined | InvalidDashboardOptions => {
-  if (options.token === undefined) return undefined
-  const token: unknown = typeof options.token === "string" ? options.token : Redacted.value(options.token)
-  return typeof token === "string" && token.length >= 8 ? token : new InvalidDashboardOptions({
-    option: "token",
-    reason: `must be a string of at least 8 characters, got ${
-      typeof token === "string" ? `${token.length} character(s)` : String(token)
-    } (is its environment variable set?)`
+const isAction = (method: string) => method !== "GET" && method !== "HEAD" && method !== "OPTIONS"
+
+/**
+ * The whole dashboard as one HTTP app, for requests whose URL no longer has
+ * the base path: the access checks, then health, readiness, metrics, or the
+ * page and the API.
+ */
+type App = Effect.Effect<
+  HttpServerResponse.HttpServerResponse,
+  never,
+  HttpServerRequest.HttpServerRequest | Scope.Scope
+>
+
+const makeApp = <R>(config: Config<R>, options: Options<R>): Effect.Effect<App, never, JobClient | R | Scope.Scope> =>
+  Effect.gen(function*() {
+    const context = yield* Effect.context<JobClient | R>()
+    const scope = yield* Effect.scope
+    const mode: Access.Mode = config.mode === "authorize"
+      ? { _tag: "Authorize", authorize: authorizeEffect(options.authorize!, context as Context.Context<R>) }
+      : config.mode
+    const router = yield* HttpLayerRouter.make
+    // A router of its own: two dashboards (a read-only one and a full one) do not collide.
+    yield* (Layer.buildWithScope(
+      Layer.provide(innerRoutes(config), Layer.succeed(HttpLayerRouter.HttpRouter, router)),
+      scope
+    ) as Effect.Effect<unknown, never, JobClient>)
+    const inner = router.asHttpEffect()
+    // One computation at a time, reused for a second: a probe per replica per second costs one round of checks.
+    const ready = yield* Effect.cachedWithTTL(
+      Effect.provide(Handlers.readiness(config.checks), context),
+      "1 second"
+    )
+    const limiter = Access.failureLimiter(failuresPerMinute, 60_000)
+    const { settings } = config
+
+    const answer = Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const path = request.url.split("?")[0]
+      if (path === "/healthz") return json({ status: "ok" })
+      const address = Option.getOrElse(request.remoteAddress, () => "unknown")
+      const wait = yield* limiter.blocked(address)
+      if (wait !== undefined) {
+        return refused(429, "TooManyRequests", `too many refused credentials from ${address}: try again in ${wait} s`, {
+          "retry-after": String(wait)
+        })
+      }
+      const crossSite = Access.crossSiteRefusal(request, path === "/")
+      const access: Access.Access = crossSite !== undefined
+        ? { _tag: "Refused", status: 403, message: crossSite }
+        : yield* Access.decide(mode, request)
+      if (path === "/readyz") {
+        // A probe without credentials learns ready or not, nothing of what the checks found.
+        if (access._tag === "Refused" && (mode._tag === "Loopback" || crossSite !== undefined)) {
+          return refusedResponse(access)
+        }
+        const checks = yield* ready
+        const ok = checks.every((check) => check.ok)
+        const status = ok ? "ready" : "unready"
+        return json(access._tag === "Allowed" ? { status, checks } : { status }, ok ? 200 : 503)
+      }
+      if (access._tag === "Refused") {
+        if (access.status === 401) yield* limiter.record(address)
+        return refusedResponse(access)
+      }
+      const length = Number(request.headers["content-length"] ?? 0)
+      if (length > maxBodyBytes) {
+        return refused(413, "PayloadTooLarge", `a request body may have at most ${maxBodyBytes} bytes, not ${length}`)
+      }
+      if (isAction(request.method)) {
+        if (settings.readOnly || access.readOnly) {
+          return refused(
+            403,
+            "Forbidden",
+            settings.readOnly ? "the dashboard is read-only" : `${access.user} may only read`
+          )
+        }
+        if (request.headers["x-effect-workers"] !== "1") {
+          return refused(403, "Forbidden", "actions need the header x-effect-workers: 1")
+        }
+      }
+      if (path === "/metrics") {
+        return HttpServerResponse.text(yield* Metrics.prometheusText, {
+          contentType: Metrics.prometheusContentType,
+          headers: commonHeaders
+        })
+      }
+      const response = yield* inner.pipe(
+        HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
+        Effect.locally(Handlers.currentViewer, { user: access.user, readOnly: access.readOnly }),
+        Effect.catchIf(
+          (error): error is HttpServerError.RouteNotFound =>
+            HttpServerError.isServerError(error) &&
+            (error as { _tag: string })._tag === "RouteNotFound",
+          () => Effect.succeed(refused(404, "NotFound", `no such page or endpoint: ${path}`))
+        )
+      )
+      return HttpServerResponse.setHeaders(response, commonHeaders)
+    })
+    return answer.pipe(
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : tooLarge(cause) ?
+          Effect.succeed(
+            refused(413, "PayloadTooLarge", `a request body may have at most ${maxBodyBytes} bytes`)
+          ) :
+          Effect.as(
+            Effect.logError("Dashboard: a request failed unexpectedly", cause),
+            refused(500, "InternalError", "the dashboard failed to answer; the error is in its log")
+          )
+      )
+    ) as App
   })
+
+/** A body without a length that ran past the limit while it was read. */
+const tooLarge = (cause: Cause.Cause<unknown>) =>
+  [...Cause.defects(cause), ...Cause.failures(cause)].some((error) =>
+    HttpServerError.isServerError(error) && String((error as { cause?: unknown }).cause).includes("maxBytes")
+  )
+
+/** Strips the base path from the request's URL, or says it is not the dashboard's. */
+const underBase = (basePath: string, url: string): string | undefined => {
+  if (basePath === "") return url
+  if (!url.startsWith(basePath)) return undefined
+  const rest = url.slice(basePath.length)
+  return rest === "" ? "/" : rest.startsWith("/") ? rest : rest.startsWith("?") ? `/${rest}` : undefined
+}
+
+/**
+ * The dashboard's routes, for an `HttpLayerRouter` server of yours: the page
+ * at the base path (default `/`), the API under `<base>/api`, and
+ * `<base>/healthz`, `<base>/readyz`, `<base>/metrics`.
+ *
+ * Needs a `token`, an `authorize` hook, or `loopbackOnly: true`. Needs
+ * `JobClient`; shows recurring definitions when `Recurring` is provided,
+ * hosted workers when `WorkerRegistry` is, and checks the runner's heartbeat
+ * in `/readyz` when `JobRunner` is.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const routes = <R = never>(
+  options: Options<R> = {}
+): Layer.Layer<never, InvalidDashboardOptions, HttpLayerRouter.HttpRouter | JobClient | Exclude<R, Scope.Scope>> =>
+  routesWith(options, false)
+
+const routesWith = <R>(
+  options: Options<R>,
+  loopbackImplied: boolean
+): Layer.Layer<never, InvalidDashboardOptions, HttpLayerRouter.HttpRouter | JobClient | Exclude<R, Scope.Scope>> => {
+  const config = validate(options, loopbackImplied)
+  if (Either.isLeft(config)) return Layer.fail(config.left)
+  return HttpLayerRouter.use((router) =>
+    Effect.gen(function*() {
+      const app = yield* makeApp(config.right, options)
+      const base = config.right.basePath
+      if (base === "") {
+        yield* router.add("*", "/*", app)
+      } else {
+        // The router strips the prefix from the URL the app sees.
+        const under = router.prefixed(base)
+        yield* under.add("*", "/", app)
+        yield* under.add("*", "/*", app)
+      }
+    })
+  ) as Layer.Layer<never, never, HttpLayerRouter.HttpRouter | JobClient | Exclude<R, Scope.Scope>>
 }
 
 const loopback = (host: string) => host === "127.0.0.1" || host === "::1" || host === "localhost"
@@ -524,7 +527,8 @@ const loopback = (host: string) => host === "127.0.0.1" || host === "::1" || hos
 /**
  * The dashboard on a server of its own, at `host`:`port` (default
  * 127.0.0.1:3000). Logs its address when it listens. Fails with
- * `InvalidDashboardOptions` for a non-loopback `host` without a `token`.
+ * `InvalidDashboardOptions` for a non-loopback `host` without a `token` or
+ * `authorize`.
  *
  * @since 0.1.0
  * @category layers
@@ -532,15 +536,14 @@ const loopback = (host: string) => host === "127.0.0.1" || host === "::1" || hos
 export const layer = <R = never>(options: ServerOptions<R> = {}) => {
   const host = options.host ?? "127.0.0.1"
   const port = options.port ?? 3000
-  const token = tokenOf(options)
-  const check = token instanceof InvalidDashboardOptions
-    ? Effect.fail(token)
-    : !loopback(host) && token === undefined
+  const check = typeof host !== "string"
+    ? Effect.fail(new InvalidDashboardOptions({ option: "host", reason: `must be a string, got ${typeof host}` }))
+    : !loopback(host) && options.token === undefined && options.authorize === undefined
     ? Effect.fail(
       new InvalidDashboardOptions({
         option: "host",
-        reason: `"${host}" would expose the dashboard beyond this machine without a token: set "token", ` +
-          `or bind to 127.0.0.1`
+        reason: `"${host}" would expose the dashboard beyond this machine without a token: set "token" ` +
+          `(or "authorize"), or bind to 127.0.0.1`
       })
     )
     : !Number.isInteger(port) || port < 0 || port > 65535
@@ -549,8 +552,97 @@ export const layer = <R = never>(options: ServerOptions<R> = {}) => {
   return Layer.unwrapEffect(Effect.as(
     check,
     // Pages refresh every few seconds: a log line per request would drown the application's own.
-    HttpLayerRouter.serve(routes(options), { disableLogger: true }).pipe(
+    HttpLayerRouter.serve(routesWith(options, loopback(host)), { disableLogger: true }).pipe(
       Layer.provide(NodeHttpServer.layer(createServer, { port, host }))
     )
   ))
+}
+
+/**
+ * A Node request handler, `(request, response, next?) => void`, for
+ * `http.createServer` or Express's `app.use`. A request outside the base
+ * path goes to `next` when there is one (Express), else gets a 404. Express
+ * may mount it under a path (`app.use("/admin/jobs", handler)`) when that
+ * path is the `basePath`. The options are those of `routes`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NodeHandler = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  next?: (error?: unknown) => void
+) => void
+
+/**
+ * The dashboard as a Node request handler, for an application whose server
+ * is Node's `http` or Express, inside Effect: the handler lives as long as
+ * the scope. See `toNodeHandler` for an application outside Effect.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const nodeHandler = <R = never>(
+  options: Options<R> = {}
+): Effect.Effect<NodeHandler, InvalidDashboardOptions, JobClient | Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const config = validate(options, false)
+    if (Either.isLeft(config)) return yield* config.left
+    const app = yield* makeApp(config.right, options)
+    const handle = yield* NodeHttpServer.makeHandler(app)
+    const base = config.right.basePath
+    return ((request, response, next) => {
+      // Express strips its mount path from `url` and keeps the whole in `originalUrl`.
+      const url = (request as { originalUrl?: string }).originalUrl ?? request.url ?? "/"
+      const inner = underBase(base, url)
+      if (inner === undefined) {
+        if (next !== undefined) return next()
+        response.writeHead(404, { "content-type": "text/plain", ...commonHeaders }).end("Not Found")
+        return
+      }
+      request.url = inner
+      handle(request, response)
+    }) satisfies NodeHandler as NodeHandler
+  })
+
+/**
+ * The dashboard as a Node request handler for an application outside
+ * Effect: `layer` provides what the dashboard needs (`JobClient`, and
+ * optionally `Recurring`, `WorkerRegistry`, `JobRunner`). `ready` settles
+ * when it is built (and rejects with `InvalidDashboardOptions` or the layer's
+ * error); requests that come earlier wait for it. `dispose` releases it.
+ *
+ * ```ts
+ * const dashboard = Dashboard.toNodeHandler(AppLayer, { basePath: "/admin/jobs", token })
+ * await dashboard.ready
+ * app.use(dashboard.handler) // Express; or http.createServer(dashboard.handler)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const toNodeHandler = <E, R>(
+  layer: Layer.Layer<JobClient | R, E>,
+  options: Options<R> = {}
+): {
+  readonly handler: NodeHandler
+  readonly ready: Promise<void>
+  readonly dispose: () => Promise<void>
+} => {
+  const Handler = Context.GenericTag<NodeHandler>("effect-workers/Dashboard/NodeHandler")
+  const runtime = ManagedRuntime.make(Layer.scoped(Handler, nodeHandler(options)).pipe(Layer.provide(layer)))
+  const built = runtime.runPromise(Handler)
+  // Handled here: a caller that never awaits `ready` must not get an unhandled rejection.
+  built.catch(() => {})
+  return {
+    ready: built.then(() => undefined),
+    handler: (request, response, next) => {
+      built.then((handle) => handle(request, response, next), (error) => {
+        if (next !== undefined) return next(error)
+        response.writeHead(503, { "content-type": "application/json", ...commonHeaders })
+          .end(JSON.stringify({ _tag: "DashboardUnavailable", message: String(error?.message ?? error) }))
+      })
+    },
+    dispose: () => runtime.dispose()
+  }
 }

@@ -9,10 +9,10 @@ import { HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
-import { Dashboard, Job, JobClient, JobRunner, Recurring } from "effect-workers"
+import { Context, Effect, Layer, Option, Ref, Schedule, Schema } from "effect"
+import { Dashboard, Job, JobClient, JobRunner, Recurring, Worker, WorkerRegistry } from "effect-workers"
 import { mkdirSync } from "node:fs"
-import { createServer } from "node:http"
+import { createServer, type Server as NodeServer } from "node:http"
 import { fileURLToPath } from "node:url"
 import type { Page } from "playwright-core"
 import { artifactsDir, launch } from "./support/browser.js"
@@ -50,7 +50,7 @@ const Note = Job.make("note", {
 })
 
 /** The dashboard on a real port, with a runner for `mail` and a recurring definition to show. */
-const Server = HttpLayerRouter.serve(Dashboard.routes(), { disableLogger: true }).pipe(
+const Server = HttpLayerRouter.serve(Dashboard.routes({ loopbackOnly: true }), { disableLogger: true }).pipe(
   Layer.provideMerge(JobRunner.layer({ jobs: [Flaky], pollInterval: "200 millis" })),
   Layer.provideMerge(Recurring.layer({
     definitions: [Recurring.make("nightly-report", { job: Report, payload: {}, cron: Recurring.daily(2) })],
@@ -64,6 +64,34 @@ const jobInfo = (id: string) =>
 
 const text = (page: Page, testId: string) =>
   Effect.promise(() => page.getByTestId(testId).first().textContent()).pipe(Effect.map((t) => t?.trim() ?? ""))
+
+/**
+ * What a reader could not see: the page wider than the window, a navigation
+ * link off screen, a table cell outside the window and outside any box that
+ * scrolls sideways (a cell inside one can be scrolled to), or, from 1366 px
+ * up, a table that needs scrolling.
+ */
+const clippedScript = `(() => {
+  const out = []
+  const width = window.innerWidth
+  if (document.documentElement.scrollWidth > width) out.push("page " + document.documentElement.scrollWidth)
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    const box = link.getBoundingClientRect()
+    if (box.left < 0 || box.right > width + 1) out.push("nav " + link.textContent)
+  }
+  for (const cell of document.querySelectorAll("th, td")) {
+    let scroller = cell.parentElement
+    while (scroller && !["auto", "scroll"].includes(getComputedStyle(scroller).overflowX)) scroller = scroller.parentElement
+    if (!scroller && cell.getBoundingClientRect().right > width + 1) out.push("cell " + cell.textContent.slice(0, 40))
+  }
+  // From a laptop's width up, no table needs scrolling at all.
+  if (width >= 1366) {
+    for (const box of document.querySelectorAll(".scroll")) {
+      if (box.scrollWidth > box.clientWidth + 1) out.push("scrolls " + box.scrollWidth + " > " + box.clientWidth)
+    }
+  }
+  return out
+})()`
 
 const shoot = (page: Page, name: string) =>
   Effect.promise(() => page.screenshot({ path: `${screenshots}${name}.png`, fullPage: true }))
@@ -160,6 +188,141 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
 
           expect(problems).toEqual([])
           yield* sql`DELETE FROM ${sql(schema)}.recurring`
+        }),
+      120_000
+    )
+
+    it.scoped(
+      "a page on another site cannot read the jobs beside a CORS layer; under a base path the page works, asks before " +
+        "deleting with the count, keeps open details across refreshes, and fits 1366 and 390 px",
+      () =>
+        Effect.gen(function*() {
+          mkdirSync(screenshots, { recursive: true })
+          const client = yield* JobClient.JobClient
+          const sql = yield* SqlClient.SqlClient
+          const { schema } = yield* TestDatabase.TestDatabase
+          yield* sql`DELETE FROM ${sql(schema)}.jobs`
+          yield* client.enqueueMany(Note, Array.from({ length: 3 }, (_, n) => ({ text: `secret note ${n}` })))
+          const Failing = Worker.make(
+            "a-worker-with-a-long-name-that-failed",
+            Effect.fail(new Error(`the upstream refused the request: ${"detail ".repeat(30)}`)),
+            { schedule: Schedule.spaced("1 hour"), onFailure: "continue" }
+          )
+          // As an application serves it: under a path, beside the CORS layer of Effect's docs.
+          const context = yield* Layer.build(
+            HttpLayerRouter.serve(
+              Layer.mergeAll(Dashboard.routes({ basePath: "/ops", loopbackOnly: true }), HttpLayerRouter.cors()),
+              { disableLogger: true, disableListenLog: true }
+            ).pipe(
+              Layer.provideMerge(Failing),
+              Layer.provideMerge(WorkerRegistry.layer),
+              Layer.provideMerge(JobRunner.layer({ jobs: [Flaky], queues: { mail: 1 }, pollInterval: "1 second" })),
+              // A second runner in the same process: one process on the page, with its two runners.
+              Layer.provideMerge(JobRunner.layer({ jobs: [Report], queues: { reports: 1 }, pollInterval: "1 second" })),
+              Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
+            )
+          )
+          const address = Context.get(context, HttpServer.HttpServer).address
+          const base = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}/ops` : ""
+
+          // Another site (localhost is not 127.0.0.1) whose script reads the dashboard's API.
+          const attacker = yield* Effect.acquireRelease(
+            Effect.async<{ server: NodeServer; url: string }>((resume) => {
+              const server = createServer((_request, response) => {
+                response.writeHead(200, { "content-type": "text/html" })
+                response.end(`<!doctype html><script>
+                  fetch(${JSON.stringify(`${base}/api/jobs`)}).then((r) => r.text().then((t) => r.status + " " + t))
+                    .catch((e) => "blocked " + e.message).then((result) => { document.title = "done"; window.result = result })
+                </script>`)
+              })
+              server.listen(0, "127.0.0.1", () => {
+                const a = server.address()
+                resume(Effect.succeed({
+                  server,
+                  url: `http://localhost:${typeof a === "object" && a !== null ? a.port : 0}/`
+                }))
+              })
+            }),
+            ({ server }) => Effect.sync(() => server.close())
+          )
+          const browser = yield* launch
+          const evil = yield* Effect.promise(() => browser.newPage())
+          yield* Effect.promise(() => evil.goto(attacker.url))
+          yield* Effect.promise(() => evil.waitForFunction("document.title === 'done'"))
+          const stolen = yield* Effect.promise(() => evil.evaluate("String(window.result)"))
+          expect(stolen).not.toContain("secret note")
+          expect(stolen).toMatch(/^403 .*requests from other sites are refused/)
+
+          // The dashboard itself, under /ops.
+          const page = yield* Effect.promise(() => browser.newPage({ viewport: { width: 1366, height: 800 } }))
+          const problems: Array<string> = []
+          page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
+          const dialogs: Array<string> = []
+          let answer = false
+          page.on("dialog", (dialog) => {
+            dialogs.push(dialog.message())
+            void (answer ? dialog.accept() : dialog.dismiss())
+          })
+          yield* Effect.promise(() => page.goto(`${base}/#/jobs?queue=notes`))
+          yield* Effect.promise(() => page.locator("[data-testid^=\"job-row-\"]").first().waitFor())
+          expect(yield* Effect.promise(() => page.locator("[data-testid^=\"job-row-\"]").count())).toBe(3)
+
+          // Bulk delete: counted, asked with the count; dismissed, nothing is deleted.
+          yield* Effect.promise(() => page.getByTestId("bulk-action").selectOption("delete"))
+          yield* Effect.promise(() => page.getByTestId("bulk-apply").click())
+          yield* Effect.promise(() => page.getByTestId("message").waitFor())
+          expect(dialogs).toEqual(["Delete 3 jobs matching queue = notes? This cannot be undone."])
+          expect((yield* client.counts).find((c) => c.queue === "notes")?.count).toBe(3)
+          // Without a filter, no bulk bar at all.
+          yield* Effect.promise(() => page.goto(`${base}/#/jobs`))
+          yield* Effect.promise(() => page.locator("[data-testid^=\"job-row-\"]").first().waitFor())
+          expect(yield* Effect.promise(() => page.getByTestId("bulk").count())).toBe(0)
+          // One job, deleted from its row once confirmed.
+          const [first] = yield* client.list({ queue: "notes", limit: 1 })
+          answer = true
+          yield* Effect.promise(() => page.getByTestId(`delete-${first.id}`).click())
+          yield* eventually(client.get(first.id), Option.isNone, "the job to be deleted")
+          expect(dialogs[1]).toBe(`Delete job #${first.id} (note)? This cannot be undone.`)
+          yield* Effect.promise(() => page.getByTestId("message").filter({ hasText: "deleted" }).waitFor())
+          // A success message goes away when the page changes.
+          yield* Effect.promise(() => page.getByTestId("nav-queues").click())
+          yield* Effect.promise(() => page.getByTestId("page-queues").waitFor())
+          expect(yield* Effect.promise(() => page.locator("#message-bar").isHidden())).toBe(true)
+
+          // Processes: an opened error stays open across refreshes (the runner's heartbeat changes the data).
+          yield* Effect.promise(() => page.goto(`${base}/#/processes`))
+          const worker = page.getByTestId("worker-a-worker-with-a-long-name-that-failed")
+          yield* Effect.promise(() => worker.locator("summary").waitFor())
+          yield* Effect.promise(() => worker.locator("summary").click())
+          // Rendered again with new data (the runner's heartbeat moves on): the old row is gone, the new one open.
+          const row = "document.querySelector('[data-testid=\"worker-a-worker-with-a-long-name-that-failed\"]')"
+          yield* Effect.promise(() => page.evaluate(`${row}.dataset.old = "1"`))
+          yield* eventually(
+            Effect.promise(() =>
+              page.getByTestId("refresh").click().then(() => page.evaluate(`${row}?.dataset.old === undefined`))
+            ),
+            (replaced) => replaced === true,
+            "the processes page to be rendered again",
+            30
+          )
+          expect(yield* Effect.promise(() => worker.locator("details").getAttribute("open"))).toBe("")
+          const processRows = page.locator("[data-testid^=\"process-\"][data-alive]")
+          expect(yield* Effect.promise(() => processRows.count())).toBe(1)
+          expect(yield* Effect.promise(() => processRows.locator("[data-testid^=\"runner-\"]").count())).toBe(2)
+          yield* shoot(page, "processes-1366")
+
+          // Nothing is cut off: at 1366 and 390 px every table cell is on the page or in a scrolling box.
+          for (const width of [1366, 390]) {
+            yield* Effect.promise(() => page.setViewportSize({ width, height: 800 }))
+            for (const hash of ["#/processes", "#/jobs", "#/"]) {
+              yield* Effect.promise(() => page.goto(`${base}/${hash}`))
+              yield* Effect.promise(() => page.locator("table").first().waitFor())
+              const clipped = yield* Effect.promise(() => page.evaluate(clippedScript) as Promise<Array<string>>)
+              expect([width, hash, clipped]).toEqual([width, hash, []])
+            }
+            yield* shoot(page, `jobs-${width}`)
+          }
+          expect(problems).toEqual([])
         }),
       120_000
     )

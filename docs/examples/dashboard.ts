@@ -27,10 +27,30 @@ Host.run(
 // #endregion
 
 // #region routes
-// Its routes on your own HttpLayerRouter server, next to your routes.
-const Hello = HttpLayerRouter.add("GET", "/hello", HttpServerResponse.text("hello"))
+// Under /admin/jobs on your own HttpLayerRouter server, beside your own routes (your "/" too).
+const Home = HttpLayerRouter.add("GET", "/", HttpServerResponse.text("my app"))
 
-export const MyServer = HttpLayerRouter.serve(Layer.mergeAll(Hello, Dashboard.routes({ readOnly: true }))).pipe(
-  Layer.provide(NodeHttpServer.layer(createServer, { port: 8080, host: "127.0.0.1" }))
+export const MyServer = HttpLayerRouter.serve(
+  Layer.mergeAll(
+    Home,
+    Dashboard.routes({ basePath: "/admin/jobs", token: Redacted.make(process.env.DASHBOARD_TOKEN!) })
+  )
+).pipe(
+  Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 }))
 )
+// #endregion
+
+// #region authorize
+// Behind the application's own sessions: operators act, support staff only read, everyone else is refused.
+const sessions = new Map<string, { readonly email: string; readonly role: "operator" | "support" }>()
+
+export const Admin = Dashboard.routes({
+  basePath: "/admin/jobs",
+  authorize: (request) => {
+    const id = /(?:^|;\s*)session=([^;]+)/.exec(request.headers.cookie ?? "")?.[1]
+    const session = id === undefined ? undefined : sessions.get(id)
+    if (session === undefined) return { access: "refused", reason: "sign in first" }
+    return { access: session.role === "operator" ? "full" : "read-only", user: session.email }
+  }
+})
 // #endregion

@@ -1,14 +1,7 @@
-import {
-  HttpApi,
-  HttpApiEndpoint,
-  HttpApiError,
-  HttpApiGroup,
-  HttpApiMiddleware,
-  HttpApiSchema
-} from "@effect/platform"
+import { HttpApi, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
+import { createRequire } from "node:module"
 import { JobInfo, JobState } from "../../Job.js"
-import { InvalidJobState, JobNotFound, RecurringNotFound } from "../../JobError.js"
 import { RecurringInfo } from "../../Recurring.js"
 import { WorkerStatus } from "../../WorkerStatus.js"
 
@@ -40,10 +33,49 @@ export class InvalidFilter extends Schema.TaggedError<InvalidFilter>()(
   HttpApiSchema.annotations({ status: 400 })
 ) {}
 
-/** Checks the token, read-only mode and cross-site requests of every API call. */
-export class Guard extends HttpApiMiddleware.Tag<Guard>()("effect-workers/Dashboard/Guard", {
-  failure: Schema.Union(Unauthorized, Forbidden)
-}) {}
+/** No job has this id. */
+export class JobNotFound extends Schema.TaggedError<JobNotFound>()(
+  "JobNotFound",
+  { id: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+/** The job is in a state the action does not apply to. */
+export class InvalidJobState extends Schema.TaggedError<InvalidJobState>()(
+  "InvalidJobState",
+  { id: Schema.String, action: Schema.String, state: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+/** No recurring definition has this id. */
+export class RecurringNotFound extends Schema.TaggedError<RecurringNotFound>()(
+  "RecurringNotFound",
+  { id: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {}
+
+/** The action conflicts with another job (a live job holds the unique key). */
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+/** A bulk action that would touch more jobs than the dashboard's `bulkLimit`. Nothing was changed. */
+export class BulkLimitExceeded extends Schema.TaggedError<BulkLimitExceeded>()(
+  "BulkLimitExceeded",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+/** Longest filter value: a payload search is a scan, and a longer text finds nothing a shorter one misses. */
+export const maxFilterLength = 200
+
+/** A filter value: PostgreSQL text cannot hold a NUL byte, so it is refused here as bad input. */
+const FilterText = Schema.String.pipe(
+  Schema.maxLength(maxFilterLength, { message: () => `at most ${maxFilterLength} characters` }),
+  Schema.filter((text) => !text.includes("\u0000") || "must not contain a NUL byte")
+)
 
 export const QueueCount = Schema.Struct({ queue: Schema.String, state: JobState, count: Schema.Number })
 
@@ -72,20 +104,31 @@ export const QueueSummary = Schema.Struct({
 export const JobPage = Schema.Struct({
   jobs: Schema.Array(JobInfo),
   /** Pass as `before` for the next page; null on the last page. */
-  next: Schema.NullOr(Schema.String)
+  next: Schema.NullOr(Schema.String),
+  /** Ids of rows on this page that cannot be shown (logged as warnings). */
+  malformed: Schema.Array(Schema.String)
 })
 
 export const JobFilter = Schema.Struct({
-  queue: Schema.optional(Schema.String),
+  queue: Schema.optional(FilterText),
   state: Schema.optional(JobState),
-  name: Schema.optional(Schema.String),
+  name: Schema.optional(FilterText),
   /** A job id, or text found in the payload. */
-  search: Schema.optional(Schema.String)
+  search: Schema.optional(FilterText)
 })
 
 export const Bulk = Schema.Struct({
   action: Schema.Literal("retry", "cancel", "delete"),
-  filter: JobFilter
+  filter: JobFilter,
+  /** Only count the jobs the action would touch (up to `bulkLimit + 1`), change nothing. */
+  dryRun: Schema.optional(Schema.Boolean)
+})
+
+export const BulkResult = Schema.Struct({
+  /** Jobs touched; for a dry run, jobs that would be, at most `limit + 1`. */
+  count: Schema.Number,
+  /** The dashboard's `bulkLimit`. */
+  limit: Schema.Number
 })
 
 export const Runner = Schema.Struct({
@@ -101,8 +144,12 @@ export const Runner = Schema.Struct({
 
 export const Session = Schema.Struct({
   readOnly: Schema.Boolean,
-  /** Whether the dashboard has a token. */
-  protected: Schema.Boolean
+  /** Whether the dashboard has a token or an authorize hook. */
+  protected: Schema.Boolean,
+  /** Who the dashboard takes the viewer to be (as in its audit log). */
+  user: Schema.String,
+  /** The most jobs one bulk action may touch. */
+  bulkLimit: Schema.Number
 })
 
 const id = HttpApiSchema.param("id", Schema.String)
@@ -122,41 +169,41 @@ const jobs = HttpApiGroup.make("jobs")
       }))
       .addSuccess(JobPage)
   )
-  .add(HttpApiEndpoint.get("job")`/api/jobs/${id}`.addSuccess(JobInfo).addError(JobNotFound, { status: 404 }))
+  .add(HttpApiEndpoint.get("job")`/api/jobs/${id}`.addSuccess(JobInfo).addError(JobNotFound))
   .add(
     HttpApiEndpoint.post("retry")`/api/jobs/${id}/retry`.addSuccess(JobInfo)
-      .addError(JobNotFound, { status: 404 }).addError(InvalidJobState, { status: 409 })
+      .addError(JobNotFound).addError(InvalidJobState).addError(Conflict)
   )
   .add(
     HttpApiEndpoint.post("cancel")`/api/jobs/${id}/cancel`.addSuccess(JobInfo)
-      .addError(JobNotFound, { status: 404 }).addError(InvalidJobState, { status: 409 })
+      .addError(JobNotFound).addError(InvalidJobState).addError(Conflict)
   )
   .add(
     HttpApiEndpoint.post("delete")`/api/jobs/${id}/delete`.addSuccess(Schema.Void)
-      .addError(JobNotFound, { status: 404 }).addError(InvalidJobState, { status: 409 })
+      .addError(JobNotFound).addError(InvalidJobState).addError(Conflict)
   )
   .add(
     HttpApiEndpoint.post("runNow")`/api/jobs/${id}/run-now`.addSuccess(JobInfo)
-      .addError(JobNotFound, { status: 404 }).addError(InvalidJobState, { status: 409 })
+      .addError(JobNotFound).addError(InvalidJobState).addError(Conflict)
   )
   .add(
-    HttpApiEndpoint.post("bulk", "/api/jobs/bulk").setPayload(Bulk).addSuccess(Schema.Struct({ count: Schema.Number }))
-      .addError(InvalidFilter)
+    HttpApiEndpoint.post("bulk", "/api/jobs/bulk").setPayload(Bulk).addSuccess(BulkResult)
+      .addError(InvalidFilter).addError(BulkLimitExceeded)
   )
 
 const recurring = HttpApiGroup.make("recurring")
   .add(HttpApiEndpoint.get("list", "/api/recurring").addSuccess(Schema.Array(RecurringInfo)))
   .add(
     HttpApiEndpoint.post("trigger")`/api/recurring/${id}/trigger`.addSuccess(Schema.Struct({ jobId: Schema.String }))
-      .addError(RecurringNotFound, { status: 404 })
+      .addError(RecurringNotFound)
   )
   .add(
     HttpApiEndpoint.post("pause")`/api/recurring/${id}/pause`.addSuccess(RecurringInfo)
-      .addError(RecurringNotFound, { status: 404 })
+      .addError(RecurringNotFound)
   )
   .add(
     HttpApiEndpoint.post("resume")`/api/recurring/${id}/resume`.addSuccess(RecurringInfo)
-      .addError(RecurringNotFound, { status: 404 })
+      .addError(RecurringNotFound)
   )
 
 const processes = HttpApiGroup.make("processes")
@@ -164,12 +211,21 @@ const processes = HttpApiGroup.make("processes")
   .add(HttpApiEndpoint.get("runners", "/api/runners").addSuccess(Schema.Array(Runner)))
   .add(HttpApiEndpoint.get("session", "/api/session").addSuccess(Session))
 
-/** The dashboard's JSON API. */
+const version = (createRequire(import.meta.url)("../../../package.json") as { version: string }).version
+
+/**
+ * The dashboard's JSON API. Every request also passes the dashboard's access
+ * checks first (a 401, 403 or 429 comes from them).
+ */
 export class DashboardApi extends HttpApi.make("effect-workers")
   .add(jobs)
   .add(recurring)
   .add(processes)
   .addError(DatabaseUnavailable)
   .addError(HttpApiError.BadRequest)
-  .middleware(Guard)
+  .addError(Unauthorized)
+  .addError(Forbidden)
+  .annotate(OpenApi.Title, "effect-workers dashboard")
+  .annotate(OpenApi.Version, version)
+  .annotate(OpenApi.Description, "Jobs, queues, recurring definitions and processes of effect-workers.")
 {}

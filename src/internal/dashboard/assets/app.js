@@ -55,8 +55,9 @@
  *
  *   Processes (#/processes)
  *     data-testid="worker-<name>"           hosted worker row, with data-state="<state>"
- *     data-testid="runner-<id>"             runner row, with data-alive="true" | "false"
- *     data-testid="runner-alive-<id>"       its badge: "alive" | "dead"
+ *     data-testid="process-<host>:<pid>"    a process's row, with data-alive="true" | "false"
+ *     data-testid="process-alive-<host>:<pid>"  its badge: "alive" | "dead" (alive when one of its runners is)
+ *     data-testid="runner-<id>"             each of its runners, with data-alive="true" | "false"
  */
 
 const STATES = ["scheduled", "available", "running", "retryable", "completed", "discarded", "cancelled"]
@@ -304,6 +305,9 @@ const describeError = (data) => {
   }
 }
 
+/** Where the server mounted the dashboard ("" at the root, else "/like/this"): every API path is under it. */
+const base = document.querySelector("meta[name=\"effect-workers-base\"]")?.getAttribute("content") ?? ""
+
 const request = async (method, path, body) => {
   const init = { method, credentials: "same-origin", headers: { accept: "application/json" } }
   if (method === "POST") {
@@ -314,7 +318,7 @@ const request = async (method, path, body) => {
   }
   let res
   try {
-    res = await fetch(path, init)
+    res = await fetch(base + path, init)
   } catch {
     throw new ApiError(0, "NetworkError", "the dashboard server cannot be reached")
   }
@@ -361,6 +365,9 @@ const errorText = (error) => {
 
 let messageTimer
 let messageSource = null
+
+/** Set by an action that navigates: its success message stays on the next page. */
+let carryMessage = false
 
 const showMessage = (kind, content, source = null) => {
   const bar = document.getElementById("message-bar")
@@ -502,6 +509,19 @@ const pageHeader = (title, subtitle) => {
  * A page whose body is rebuilt from `load()` when the data changed. `top` nodes
  * stay in place across refreshes (filter forms keep what is typed in them).
  */
+/** Whether the reader is selecting text in `el`: a refresh then waits, so the selection is not lost. */
+const selecting = (el) => {
+  const selection = window.getSelection()
+  return selection !== null && !selection.isCollapsed && el.contains(selection.anchorNode)
+}
+
+/** Names a <details> across renders: its row's test id and its place in that row. */
+const detailsKey = (details) => {
+  const row = details.closest("[data-testid]")
+  const siblings = row ? [...row.querySelectorAll("details")] : []
+  return `${row?.getAttribute("data-testid") ?? ""}:${siblings.indexOf(details)}`
+}
+
 const livePage = (root, { title, subtitle, top = [], load, render, onError }) => {
   const header = pageHeader(title, subtitle)
   const body = h("div", { class: "page-body" }, h("p", { class: "loading" }, "Loading…"))
@@ -520,10 +540,16 @@ const livePage = (root, { title, subtitle, top = [], load, render, onError }) =>
       const data = await load()
       if (stopped) return
       const key = JSON.stringify(data)
-      if (key !== last) {
+      if (key !== last && !selecting(body)) {
         last = key
+        // A refresh keeps what the reader had: open details and the scroll position.
+        const open = new Set([...body.querySelectorAll("details[open]")].map(detailsKey))
+        const x = window.scrollX
+        const y = window.scrollY
         body.replaceChildren()
         append(body, [render(data, ctx)])
+        for (const details of body.querySelectorAll("details")) if (open.has(detailsKey(details))) details.open = true
+        window.scrollTo(x, y)
         refreshRelativeTimes()
       }
       header.setUpdated(new Date())
@@ -751,14 +777,15 @@ const renderOverview = (data) => {
         h(
           "p",
           { class: "summary", "data-testid": "throughput-summary" },
-          `${fmtNumber(completed)} completed and ${fmtNumber(failed)} failed in the last hour`
+          `${plural(completed, "job")} completed and ${plural(failed, "attempt")} failed in the last hour ` +
+            "(a failed attempt may be retried; discarded jobs are counted in the table above)"
         )
       ),
       h(
         "div",
         { class: "charts" },
-        barChart(throughput, "completed", "Completed per minute", "chart-completed"),
-        barChart(throughput, "failed", "Failed per minute", "chart-failed")
+        barChart(throughput, "completed", "Jobs completed per minute", "chart-completed"),
+        barChart(throughput, "failed", "Failed attempts per minute", "chart-failed")
       )
     )
   ]
@@ -902,13 +929,18 @@ const jobActionButtons = (job, after) => {
       a.label,
       a.action,
       { danger: a.danger, attrs: { "data-testid": `${a.action}-${job.id}` } },
-      (button) =>
-        runAction(
+      (button) => {
+        // Deleting cannot be undone: asked first.
+        if (
+          a.action === "delete" && !window.confirm(`Delete job #${job.id} (${job.name})? This cannot be undone.`)
+        ) return
+        return runAction(
           button,
           () => post(`/api/jobs/${enc(job.id)}/${a.action}`),
           () => `Job ${job.id} ${a.done}`,
           (failed) => after(a.action, failed)
         )
+      }
     )
   )
 }
@@ -1090,7 +1122,8 @@ const jobsPage = (root, params) => {
   }, () => {})
 
   const top = [form]
-  if (!session.readOnly) {
+  // Without a filter a bulk action would cover every job: not offered.
+  if (!session.readOnly && Object.keys(cleanFilter(filter)).length > 0) {
     const bulkSelect = h(
       "select",
       { name: "action", "data-testid": "bulk-action", "aria-label": "Bulk action" },
@@ -1114,11 +1147,32 @@ const jobsPage = (root, params) => {
             const action = bulkSelect.value
             runAction(
               bulkButton,
-              () => post("/api/jobs/bulk", { action, filter: cleanFilter(filter) }),
+              async () => {
+                // Counted first, and confirmed with that count: a link can fill the filter, never run the action.
+                const preview = await post("/api/jobs/bulk", { action, filter: cleanFilter(filter), dryRun: true })
+                const count = preview && typeof preview.count === "number" ? preview.count : 0
+                const max = preview && typeof preview.limit === "number" ? preview.limit : count
+                if (count > max) {
+                  throw new ApiError(
+                    409,
+                    "BulkLimitExceeded",
+                    `more than ${max} jobs match ${
+                      describeFilter(filter)
+                    }: narrow the filter (the bulk limit is ${max})`
+                  )
+                }
+                const verb = { retry: "Retry", cancel: "Cancel", delete: "Delete" }[action] ?? action
+                const question = `${verb} ${plural(count, "job")} matching ${describeFilter(filter)}?` +
+                  (action === "delete" ? " This cannot be undone." : "")
+                if (count === 0 || !window.confirm(question)) return { count: 0, skipped: true }
+                return post("/api/jobs/bulk", { action, filter: cleanFilter(filter) })
+              },
               (result) =>
-                `${BULK_DONE[action] ?? action} ${
-                  plural(result && typeof result.count === "number" ? result.count : 0, "job")
-                } matching ${describeFilter(filter)}`,
+                result && result.skipped
+                  ? `Nothing done: no job matching ${describeFilter(filter)} was changed`
+                  : `${BULK_DONE[action] ?? action} ${
+                    plural(result && typeof result.count === "number" ? result.count : 0, "job")
+                  } matching ${describeFilter(filter)}`,
               () => ctx.refresh()
             )
           }
@@ -1194,8 +1248,10 @@ const renderJob = (job, ctx) => {
   const errors = Array.isArray(job.errors) ? [...job.errors].sort((a, b) => b.attempt - a.attempt) : []
 
   const after = (action, failed) => {
-    if (action === "delete" && !failed) location.hash = "#/jobs"
-    else return ctx.refresh()
+    if (action === "delete" && !failed) {
+      carryMessage = true
+      location.hash = "#/jobs"
+    } else return ctx.refresh()
   }
 
   return [
@@ -1478,15 +1534,24 @@ const renderProcesses = ({ workers, runners }) => {
       )
     )
 
+  // One row per process (host and pid): a process may run several runners, one per JobRunner layer.
+  const processes = new Map()
+  for (const r of runners) {
+    const key = `${r.host}:${r.pid}`
+    const group = processes.get(key) ?? { key, host: r.host, pid: r.pid, runners: [] }
+    group.runners.push(r)
+    processes.set(key, group)
+  }
+  const earliest = (dates) => dates.reduce((a, b) => (a === null || toDate(b) < toDate(a) ? b : a), null)
+  const latest = (dates) => dates.reduce((a, b) => (a === null || toDate(b) > toDate(a) ? b : a), null)
   const runnersTable = runners.length === 0
     ? h("p", { class: "empty" }, "No job runner has registered.")
     : h(
       "table",
       { class: "table", "data-testid": "runners-table" },
       thead(
-        h("th", null, "Id"),
-        h("th", null, "Host"),
-        h("th", { class: "num" }, "PID"),
+        h("th", null, "Process"),
+        h("th", null, "Runners"),
         h("th", null, "Queues"),
         h("th", null, "Started"),
         h("th", null, "Heartbeat"),
@@ -1495,29 +1560,39 @@ const renderProcesses = ({ workers, runners }) => {
       h(
         "tbody",
         null,
-        [...runners].sort((a, b) => Number(b.alive) - Number(a.alive) || a.id.localeCompare(b.id)).map((r) =>
-          h(
+        [...processes.values()].sort((a, b) =>
+          Number(b.runners.some((r) => r.alive)) - Number(a.runners.some((r) => r.alive)) || a.key.localeCompare(b.key)
+        ).map((p) => {
+          const alive = p.runners.some((r) => r.alive)
+          const queues = [...new Set(p.runners.flatMap((r) => (Array.isArray(r.queues) ? r.queues : [])))].sort()
+          return h(
             "tr",
-            { "data-testid": `runner-${r.id}`, "data-alive": String(Boolean(r.alive)) },
-            h("th", { scope: "row", class: "mono" }, r.id),
-            h("td", null, r.host),
-            h("td", { class: "num" }, String(r.pid)),
+            { "data-testid": `process-${p.key}`, "data-alive": String(alive) },
+            h("th", { scope: "row" }, p.host, h("span", { class: "muted" }, ` pid ${p.pid}`)),
             h(
               "td",
               null,
-              (Array.isArray(r.queues) ? r.queues : []).map((q) =>
-                h("a", { class: "chip", href: jobsHash({ queue: q }) }, q)
+              p.runners.map((r) =>
+                h(
+                  "div",
+                  { class: "mono small", "data-testid": `runner-${r.id}`, "data-alive": String(Boolean(r.alive)) },
+                  r.id,
+                  r.alive ? null : h("span", { class: "muted" }, " (dead)")
+                )
               )
             ),
-            h("td", { class: "nowrap" }, timeCell(r.startedAt)),
-            h("td", { class: "nowrap" }, relativeCell(r.heartbeatAt)),
+            h("td", null, queues.map((q) => h("a", { class: "chip", href: jobsHash({ queue: q }) }, q))),
+            h("td", { class: "nowrap" }, timeCell(earliest(p.runners.map((r) => r.startedAt)))),
+            h("td", { class: "nowrap" }, relativeCell(latest(p.runners.map((r) => r.heartbeatAt)))),
             h(
               "td",
               null,
-              r.alive ? badge("alive", "alive", `runner-alive-${r.id}`) : badge("dead", "dead", `runner-alive-${r.id}`)
+              alive
+                ? badge("alive", "alive", `process-alive-${p.key}`)
+                : badge("dead", "dead", `process-alive-${p.key}`)
             )
           )
-        )
+        })
       )
     )
 
@@ -1533,7 +1608,11 @@ const renderProcesses = ({ workers, runners }) => {
       "section",
       { class: "card section" },
       h("h2", null, "Job runners"),
-      h("p", { class: "muted small" }, "Every process that claims jobs, as its heartbeats report it."),
+      h(
+        "p",
+        { class: "muted small" },
+        "Every process that claims jobs, with its runners, as their heartbeats report them."
+      ),
       h("div", { class: "scroll" }, runnersTable)
     )
   ]
@@ -1599,6 +1678,9 @@ const titles = {
 let current = null
 
 const route = () => {
+  // A success message is about the page it was shown on, unless the action itself moved on (a deleted job).
+  if (!carryMessage && document.getElementById("message").getAttribute("data-kind") === "success") clearMessage()
+  carryMessage = false
   if (current) current.stop()
   current = null
   const { path, params } = parseHash()
