@@ -10,6 +10,7 @@ import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
 import { Job, JobClient, JobError, JobRunner, Recurring } from "effect-workers"
 import { settableClock } from "./support/clock.js"
 import * as TestDatabase from "./support/database.js"
+import { gapCases } from "./support/dstCases.js"
 import { eventually } from "./support/eventually.js"
 import { recordingTracer } from "./support/tracer.js"
 
@@ -132,6 +133,14 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       ])
       // Hourly in elapsed time: both 01:00s (05:00Z and 06:00Z), every hour once, 49 in 48 hours.
       expect(ticks.hourly).toEqual(hoursFrom("2026-10-31T12:00:00Z", 49))
+    }))
+
+  it.scoped("the daylight-saving cases cron workers are checked on give the same ticks", () =>
+    Effect.gen(function*() {
+      for (const [cron, zone, from, to, expected] of gapCases) {
+        const ticks = yield* runWindow(zone, { case: cron }, from, to)
+        expect(ticks["case"], `${cron} in ${zone}`).toEqual(expected)
+      }
     }))
 
   it.scoped("Europe/Berlin, spring forward and fall back", () =>
@@ -370,7 +379,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       )
       expect(invalid({ cron: "* * *" })?.message).toMatch(/it has 3 fields; a cron expression has 5 fields/)
       expect(invalid({ timeZone: "Mars/Olympus_Mons" })?.message).toMatch(
-        /^Recurring "bad": option "timeZone" "Mars\/Olympus_Mons" is not a known time zone: use an IANA name/
+        /^Recurring "bad": option "timeZone" "Mars\/Olympus_Mons" is not a known time zone: use an IANA time zone name/
       )
       expect(invalid({ cron: Recurring.daily(25) })?.message).toMatch(/\(its hour field\)/)
       expect(invalid({ cron: undefined, every: "500 millis" })?.message).toBe(
