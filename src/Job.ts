@@ -16,7 +16,8 @@
  * @since 0.1.0
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Duration, Effect, type Option, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, Either, type Option, Schedule, Schema } from "effect"
+import * as Check from "./internal/options.js"
 import { InvalidJobOptions, Snooze, Unrecoverable } from "./JobError.js"
 
 /**
@@ -249,21 +250,28 @@ export const defaultBackoff: Schedule.Schedule<unknown, unknown> = Schedule.expo
   Schedule.modifyDelay((delay) => Duration.min(delay, Duration.hours(1)))
 )
 
+/** A run shorter than a millisecond cannot be timed. */
+const timeoutRule: Check.DurationRule = { min: 1 }
+
 const checkOptions = (name: string, options: Options<any, any, any, any, any>): InvalidJobOptions | undefined => {
   const invalid = (option: string, reason: string) => new InvalidJobOptions({ job: name, option, reason })
-  if (name.trim().length === 0) return invalid("name", "must not be empty")
+  if (typeof name !== "string" || name.trim().length === 0) return invalid("name", "must not be empty")
   if (options.queue !== undefined && options.queue.trim().length === 0) return invalid("queue", "must not be empty")
-  if (options.priority !== undefined && !Number.isSafeInteger(options.priority)) {
-    return invalid("priority", `must be an integer, got ${options.priority}`)
+  // Ranges of the columns they are stored in, so that a wrong value never gets as far as the database.
+  const checks = [
+    ["priority", options.priority, (value: unknown) => Check.integer(value, Check.int32.min, Check.int32.max)],
+    ["maxAttempts", options.maxAttempts, (value: unknown) => Check.integer(value, 1, Check.int32.max)],
+    ["timeout", options.timeout, (value: unknown) => Check.durationMillis(value, timeoutRule)],
+    ["handler", options.handler, Check.isFunction],
+    ["uniqueKey", options.uniqueKey, Check.isFunction]
+  ] as const
+  for (const [option, value, check] of checks) {
+    if (value === undefined && option !== "handler") continue
+    const result: Either.Either<unknown, string> = check(value)
+    if (Either.isLeft(result)) return invalid(option, result.left)
   }
-  if (options.maxAttempts !== undefined && !(Number.isSafeInteger(options.maxAttempts) && options.maxAttempts > 0)) {
-    return invalid("maxAttempts", `must be a positive integer, got ${options.maxAttempts}`)
-  }
-  if (options.timeout !== undefined) {
-    const timeout = Duration.decodeUnknown(options.timeout)
-    if (timeout._tag === "None" || Duration.toMillis(timeout.value) <= 0) {
-      return invalid("timeout", `must be a positive duration, got ${String(options.timeout)}`)
-    }
+  if (options.backoff !== undefined && !Schedule.isSchedule(options.backoff)) {
+    return invalid("backoff", `must be a Schedule, got ${Check.show(options.backoff)}`)
   }
   return undefined
 }
