@@ -43,6 +43,18 @@ describe("cron schedules", () => {
 
   it.scoped("a cron worker without a time zone runs in UTC, as recurring jobs do", () =>
     Effect.gen(function*() {
+      // A process whose local zone is not UTC: the default must not follow it.
+      const previous = process.env.TZ
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          process.env.TZ = "America/Los_Angeles"
+        }),
+        () =>
+          Effect.sync(() => {
+            if (previous === undefined) delete process.env.TZ
+            else process.env.TZ = previous
+          })
+      )
       yield* TestClock.setTime(Date.parse("2026-06-01T00:00:00Z"))
       const registry = yield* Testing.start(Worker.cron("utc", Effect.void, { cron: "0 9 * * *" }))
       const status = yield* registry.awaitStatus("utc", (s) => s.state === "idle")
