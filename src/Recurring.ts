@@ -792,11 +792,13 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
             if (rows.length === 0) return yield* new RecurringNotFound({ id })
             const row = rows[0]
             if (!row.paused && row.error === null) return
-            const ticks = ticksOf(row)
-            const next = Either.isRight(ticks) ? Ticks.tickFrom(ticks.right, yield* now) ?? null : null
-            // A definition set aside is tried again from its next tick; firing sets it aside again if it still fails.
-            yield* sql`UPDATE ${store.recurring} SET paused = false, next_run_at = ${next}, error = NULL,
-              updated_at = now() WHERE id = ${id}`
+            const at = yield* now
+            const next = Either.flatMap(ticksOf(row), (ticks) =>
+              Either.map(fireable(Ticks.dueTicks, ticks, at, at, at, 0), (due) =>
+                due.fire[0] ?? due.next ?? null))
+            // A definition set aside is tried again from its next tick, unless that tick still cannot be fired.
+            yield* sql`UPDATE ${store.recurring} SET paused = false, next_run_at = ${Either.getOrNull(next)},
+              error = ${Either.isLeft(next) ? next.left : null}, updated_at = now() WHERE id = ${id}`
           }))
           yield* wake.offer(undefined)
           return yield* found(id)

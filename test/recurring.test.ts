@@ -451,6 +451,10 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(listed?.error).toEqual(huge.error)
       expect((yield* logs).filter((line) => line.includes(`Recurring "huge" is set aside`))).toHaveLength(1)
       expect(Option.isNone(Option.getOrThrow(yield* recurring.get("every-second")).error)).toBe(true)
+      // Resuming tries again, and keeps it aside while its next tick still cannot be fired.
+      const resumed = yield* clock.use(recurring.resume("huge"))
+      expect(resumed.error).toEqual(huge.error)
+      expect(resumed.nextRunAt).toEqual(Option.none())
     }))
 
   it.scoped("the cron helpers produce the expressions their names say", () =>
