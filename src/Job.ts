@@ -181,9 +181,9 @@ export interface Options<P, I, A, E, R> {
   readonly result?: Schema.Schema<A, any> | undefined
   /** Default `"default"`. */
   readonly queue?: string | undefined
-  /** Lower runs first. Default 0. */
+  /** Lower runs first: a whole number from -2147483648 to 2147483647. Default 0. */
   readonly priority?: number | undefined
-  /** Attempts before the job is discarded. Default 20. */
+  /** Attempts before the job is discarded: 1 to 2147483647. Default 20. */
   readonly maxAttempts?: number | undefined
   /**
    * Delay before each retry: stepped once per failed attempt so far, its
@@ -191,7 +191,7 @@ export interface Options<P, I, A, E, R> {
    * from 1 s, doubling, jittered, at most 1 hour.
    */
   readonly backoff?: Schedule.Schedule<unknown, unknown> | undefined
-  /** An attempt running longer fails with `JobTimeout`. Default: none. */
+  /** An attempt running longer fails with `JobTimeout`: at least 1 ms. Default: none. */
   readonly timeout?: Duration.DurationInput | undefined
   /**
    * The unique key of a job, from its payload. While a job with the key is

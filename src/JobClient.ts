@@ -26,9 +26,9 @@ import * as Migrations from "./Migrations.js"
 export interface EnqueueOptions {
   /** Run at this time (or later). */
   readonly runAt?: Date | undefined
-  /** Run after this delay. Ignored when `runAt` is given. */
+  /** Run after this delay (0 or more). Ignored when `runAt` is given. */
   readonly delay?: Duration.DurationInput | undefined
-  /** Overrides the definition's priority: lower runs first. */
+  /** Overrides the definition's priority: lower runs first, from -2147483648 to 2147483647. */
   readonly priority?: number | undefined
   /** Overrides the definition's queue. */
   readonly queue?: string | undefined

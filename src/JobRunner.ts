@@ -51,26 +51,26 @@ export interface Options<Jobs extends Job.Any> {
   readonly jobs: ReadonlyArray<Jobs>
   /** Concurrency per queue. Queues of `jobs` not listed get `concurrency`. */
   readonly queues?: Readonly<Record<string, number>> | undefined
-  /** Default concurrency of a queue. Default 10. */
+  /** Default concurrency of a queue: 1 to 10,000. Default 10. */
   readonly concurrency?: number | undefined
   /**
    * At most this many jobs claimed ahead of free slots, per queue, so that
    * slots never wait for a round trip. The prefetch adapts below it: it grows
    * while slots run dry before a claim, and shrinks while claimed jobs wait.
-   * Default 500.
+   * From 0 to 100,000. Default 500.
    */
   readonly prefetch?: number | undefined
-  /** Look for due jobs at least this often, besides notifications. Default 1 second. */
+  /** Look for due jobs at least this often, besides notifications: at least 10 ms. Default 1 second. */
   readonly pollInterval?: Duration.DurationInput | undefined
   /**
    * How long a claimed job stays this runner's without a heartbeat: renewed
-   * every third of it; a job whose lease expired is rescued by any runner.
-   * Default 30 seconds.
+   * every sixth of it; a job whose lease expired is rescued by any runner.
+   * At least 1 second. Default 30 seconds.
    */
   readonly lease?: Duration.DurationInput | undefined
-  /** Completed, discarded and cancelled jobs are deleted after this long. Default 1 day. */
+  /** Completed, discarded and cancelled jobs are deleted after this long: at least 1 second. Default 1 day. */
   readonly retention?: Duration.DurationInput | undefined
-  /** At shutdown, how long running jobs may finish before they are interrupted and given back. Default 10 seconds. */
+  /** At shutdown, how long running jobs may finish before they are interrupted and given back (0 or more). Default 10 seconds. */
   readonly drainTimeout?: Duration.DurationInput | undefined
   /** Listen for notifications (default) or rely on polling alone. */
   readonly listen?: boolean | undefined
@@ -85,7 +85,7 @@ export interface Options<Jobs extends Job.Any> {
 export interface JobRunnerService {
   /** This runner's id, as stored in `locked_by` and the runners table. */
   readonly id: string
-  /** How long a claimed job stays this runner's without a heartbeat (renewed every third of it). */
+  /** How long a claimed job stays this runner's without a heartbeat (renewed every sixth of it). */
   readonly lease: Duration.Duration
   /** Events of the jobs this runner runs, from the moment of subscription. */
   readonly events: Stream.Stream<JobEvent>

@@ -65,7 +65,7 @@ export type ScheduleOptions =
     readonly every?: undefined
   }
   | {
-    /** A fixed interval, at least a second; ticks at `start` and every interval after it. */
+    /** A fixed interval, 1 second to 365,000 days in whole ms; ticks at `start` and every interval after it. */
     readonly every: Duration.DurationInput
     readonly cron?: undefined
     readonly timeZone?: undefined
@@ -89,7 +89,7 @@ export type Options<P> = ScheduleOptions & {
   readonly end?: Date | undefined
   /** Overrides the job's queue. */
   readonly queue?: string | undefined
-  /** Overrides the job's priority. */
+  /** Overrides the job's priority (-2147483648 to 2147483647). */
   readonly priority?: number | undefined
   /** Default `"runOnce"`. */
   readonly misfire?: Misfire | undefined

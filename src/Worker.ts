@@ -103,11 +103,11 @@ export interface Options<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
    * the task's result do not apply) and is also stepped after an iteration
    * that failed with the `"continue"` policy. A duration such as `"30 seconds"` runs again that
    * long after the previous iteration ended (what `Schedule.spaced` does) and
-   * is the cheapest form, for programs with thousands of workers. Omit it to
+   * is the cheapest form, for programs with thousands of workers (at least 1 ms). Omit it to
    * run the task once, like `BackgroundService.ExecuteAsync`.
    */
   readonly schedule?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | undefined
-  /** Delay before the first iteration. Default 0. */
+  /** Delay before the first iteration (0 or more). Default 0. */
   readonly initialDelay?: Duration.DurationInput | undefined
 }
 
