@@ -14,6 +14,7 @@ import {
   Deferred,
   Duration,
   Effect,
+  Either,
   ExecutionStrategy,
   Exit,
   Layer,
@@ -21,6 +22,7 @@ import {
   Option,
   Scope
 } from "effect"
+import * as Check from "./internal/options.js"
 import { ShutdownDeadline } from "./internal/shutdown.js"
 import { ShutdownTimeout, type WorkerFailed } from "./WorkerError.js"
 import { make as makeRegistry, RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
@@ -104,6 +106,9 @@ export interface LifecycleService {
  */
 export class Lifecycle extends Context.Tag("effect-workers/Lifecycle")<Lifecycle, LifecycleService>() {}
 
+/** The grace period's range, stated in docs/host.md. */
+const graceRule: Check.DurationRule = { min: 0 }
+
 /**
  * The grace period from config: `SHUTDOWN_GRACE_PERIOD`, a duration such as
  * `"10 seconds"`, default 30 seconds.
@@ -111,7 +116,14 @@ export class Lifecycle extends Context.Tag("effect-workers/Lifecycle")<Lifecycle
  * @since 0.1.0
  * @category config
  */
-export const gracePeriodConfig: Config.Config<Duration.Duration> = Config.duration("SHUTDOWN_GRACE_PERIOD").pipe(
+export const gracePeriodConfig: Config.Config<Duration.Duration> = Config.string("SHUTDOWN_GRACE_PERIOD").pipe(
+  // Read as text and checked before decoding: Effect's `Config.duration` reads "-5 seconds" as 0.
+  Config.mapOrFail((text) =>
+    Either.mapBoth(Check.durationMillis(text, graceRule), {
+      onLeft: (reason) => ConfigError.InvalidData([], `SHUTDOWN_GRACE_PERIOD ${reason}`),
+      onRight: Duration.millis
+    })
+  ),
   Config.withDefault(Duration.seconds(30)),
   Config.withDescription("How long the host waits for workers to stop before exiting anyway")
 )
@@ -146,17 +158,17 @@ const withLogFormat = <A, E, R>(effect: Effect.Effect<A, E, R>, format: LogForma
 
 const decodeGracePeriod = (
   input: Duration.DurationInput
-): Effect.Effect<Duration.Duration, ConfigError.ConfigError> => {
-  const decoded = Duration.decodeUnknown(input)
-  return decoded._tag === "Some" && Duration.toMillis(decoded.value) >= 0 && Duration.isFinite(decoded.value)
-    ? Effect.succeed(decoded.value)
-    : Effect.fail(
-      ConfigError.InvalidData(
-        ["gracePeriod"],
-        `The host's gracePeriod must be a finite duration of 0 or more, such as "30 seconds" (got ${String(input)})`
-      )
-    )
-}
+): Effect.Effect<Duration.Duration, ConfigError.ConfigError> =>
+  Either.match(Check.durationMillis(input, graceRule), {
+    onLeft: (reason) => Effect.fail(ConfigError.InvalidData(["gracePeriod"], `The host's gracePeriod ${reason}`)),
+    onRight: (millis) => Effect.succeed(Duration.millis(millis))
+  })
+
+const checkConcurrent = (input: unknown): Effect.Effect<boolean, ConfigError.ConfigError> =>
+  Either.match(Check.boolean(input), {
+    onLeft: (reason) => Effect.fail(ConfigError.InvalidData(["concurrent"], `The host's concurrent option ${reason}`)),
+    onRight: Effect.succeed
+  })
 
 const runHooks = (hooks: ReadonlyArray<Effect.Effect<void>>, phase: string) =>
   Effect.forEach(
@@ -193,11 +205,12 @@ export const launch = <E, R>(
   Effect.gen(function*() {
     const settings = yield* Effect.all({
       grace: options?.gracePeriod !== undefined ? decodeGracePeriod(options.gracePeriod) : gracePeriodConfig,
+      concurrent: checkConcurrent(options?.concurrent ?? false),
       logFormat: options?.logFormat !== undefined
         ? Effect.map(decodeLogFormat(options.logFormat), Option.some)
         : logFormatConfig
     }).pipe(Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", cause)))
-    const program = host(layer, settings.grace, options?.concurrent ?? false)
+    const program = host(layer, settings.grace, settings.concurrent)
     return yield* Option.isSome(settings.logFormat) ? withLogFormat(program, settings.logFormat.value) : program
   }).pipe(Effect.uninterruptible)
 

@@ -16,7 +16,8 @@
  * @since 0.1.0
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Duration, Effect, type Option, Schedule, Schema } from "effect"
+import { Context, Duration, Effect, Either, type Option, Schedule, Schema } from "effect"
+import * as Check from "./internal/options.js"
 import { InvalidJobOptions, Snooze, Unrecoverable } from "./JobError.js"
 
 /**
@@ -180,9 +181,9 @@ export interface Options<P, I, A, E, R> {
   readonly result?: Schema.Schema<A, any> | undefined
   /** Default `"default"`. */
   readonly queue?: string | undefined
-  /** Lower runs first. Default 0. */
+  /** Lower runs first: a whole number from -2147483648 to 2147483647. Default 0. */
   readonly priority?: number | undefined
-  /** Attempts before the job is discarded. Default 20. */
+  /** Attempts before the job is discarded: 1 to 2147483647. Default 20. */
   readonly maxAttempts?: number | undefined
   /**
    * Delay before each retry: stepped once per failed attempt so far, its
@@ -190,7 +191,7 @@ export interface Options<P, I, A, E, R> {
    * from 1 s, doubling, jittered, at most 1 hour.
    */
   readonly backoff?: Schedule.Schedule<unknown, unknown> | undefined
-  /** An attempt running longer fails with `JobTimeout`. Default: none. */
+  /** An attempt running longer fails with `JobTimeout`: at least 1 ms. Default: none. */
   readonly timeout?: Duration.DurationInput | undefined
   /**
    * The unique key of a job, from its payload. While a job with the key is
@@ -249,21 +250,28 @@ export const defaultBackoff: Schedule.Schedule<unknown, unknown> = Schedule.expo
   Schedule.modifyDelay((delay) => Duration.min(delay, Duration.hours(1)))
 )
 
+/** A run shorter than a millisecond cannot be timed. */
+const timeoutRule: Check.DurationRule = { min: 1 }
+
 const checkOptions = (name: string, options: Options<any, any, any, any, any>): InvalidJobOptions | undefined => {
   const invalid = (option: string, reason: string) => new InvalidJobOptions({ job: name, option, reason })
-  if (name.trim().length === 0) return invalid("name", "must not be empty")
+  if (typeof name !== "string" || name.trim().length === 0) return invalid("name", "must not be empty")
   if (options.queue !== undefined && options.queue.trim().length === 0) return invalid("queue", "must not be empty")
-  if (options.priority !== undefined && !Number.isSafeInteger(options.priority)) {
-    return invalid("priority", `must be an integer, got ${options.priority}`)
+  // Ranges of the columns they are stored in, so that a wrong value never gets as far as the database.
+  const checks = [
+    ["priority", options.priority, (value: unknown) => Check.integer(value, Check.int32.min, Check.int32.max)],
+    ["maxAttempts", options.maxAttempts, (value: unknown) => Check.integer(value, 1, Check.int32.max)],
+    ["timeout", options.timeout, (value: unknown) => Check.durationMillis(value, timeoutRule)],
+    ["handler", options.handler, Check.isFunction],
+    ["uniqueKey", options.uniqueKey, Check.isFunction]
+  ] as const
+  for (const [option, value, check] of checks) {
+    if (value === undefined && option !== "handler") continue
+    const result: Either.Either<unknown, string> = check(value)
+    if (Either.isLeft(result)) return invalid(option, result.left)
   }
-  if (options.maxAttempts !== undefined && !(Number.isSafeInteger(options.maxAttempts) && options.maxAttempts > 0)) {
-    return invalid("maxAttempts", `must be a positive integer, got ${options.maxAttempts}`)
-  }
-  if (options.timeout !== undefined) {
-    const timeout = Duration.decodeUnknown(options.timeout)
-    if (timeout._tag === "None" || Duration.toMillis(timeout.value) <= 0) {
-      return invalid("timeout", `must be a positive duration, got ${String(options.timeout)}`)
-    }
+  if (options.backoff !== undefined && !Schedule.isSchedule(options.backoff)) {
+    return invalid("backoff", `must be a Schedule, got ${Check.show(options.backoff)}`)
   }
   return undefined
 }

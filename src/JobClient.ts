@@ -10,9 +10,10 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
+import { Context, type Duration, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
 import * as Statements from "./internal/jobs/statements.js"
 import * as Store from "./internal/jobs/store.js"
+import * as Check from "./internal/options.js"
 import type * as Job from "./Job.js"
 import type { JobInfo, JobState } from "./Job.js"
 import { InvalidJobOptions, InvalidJobState, InvalidPayload, JobNotFound, type MigrationError } from "./JobError.js"
@@ -25,9 +26,9 @@ import * as Migrations from "./Migrations.js"
 export interface EnqueueOptions {
   /** Run at this time (or later). */
   readonly runAt?: Date | undefined
-  /** Run after this delay. Ignored when `runAt` is given. */
+  /** Run after this delay (0 or more). Ignored when `runAt` is given. */
   readonly delay?: Duration.DurationInput | undefined
-  /** Overrides the definition's priority: lower runs first. */
+  /** Overrides the definition's priority: lower runs first, from -2147483648 to 2147483647. */
   readonly priority?: number | undefined
   /** Overrides the definition's queue. */
   readonly queue?: string | undefined
@@ -140,19 +141,14 @@ export interface Options extends Migrations.Options {
 
 const validId = Store.isJobId
 
-const delayMillis = (job: Job.Any, delay: Duration.DurationInput | undefined) => {
-  if (delay === undefined) return Effect.succeed(0)
-  const decoded = Duration.decodeUnknown(delay)
-  return Option.isSome(decoded) && Duration.isFinite(decoded.value)
-    ? Effect.succeed(Duration.toMillis(decoded.value))
-    : Effect.fail(
-      new InvalidJobOptions({
-        job: job.name,
-        option: "delay",
-        reason: `must be a finite duration, got ${String(delay)}`
-      })
-    )
-}
+/** Checks a raw enqueue option with the rule shared by every entry point. */
+const checked = <A>(job: Job.Any, option: string, result: Either.Either<A, string>) =>
+  Either.isRight(result)
+    ? Effect.succeed(result.right)
+    : Effect.fail(new InvalidJobOptions({ job: job.name, option, reason: result.left }))
+
+const delayMillis = (job: Job.Any, delay: Duration.DurationInput | undefined) =>
+  delay === undefined ? Effect.succeed(0) : checked(job, "delay", Check.durationMillis(delay, { min: 0 }))
 
 /** Encodes the payloads, all in one go; a failure names the index of the bad payload among many. */
 const encodePayloads = <P, I>(job: Job.Job<P, I, any, any, any>, payloads: ReadonlyArray<P>) =>
@@ -194,14 +190,26 @@ export const make = (
         if (options.runAt !== undefined && Number.isNaN(options.runAt.getTime())) {
           return yield* new InvalidJobOptions({ job: job.name, option: "runAt", reason: "is an invalid Date" })
         }
-        if (options.priority !== undefined && !Number.isSafeInteger(options.priority)) {
+        if (options.priority !== undefined) {
+          yield* checked(job, "priority", Check.integer(options.priority, Check.int32.min, Check.int32.max))
+        }
+        const keys = yield* Effect.try({
+          try: () => payloads.map(key),
+          catch: (error) =>
+            new InvalidJobOptions({
+              job: job.name,
+              option: "uniqueKey",
+              reason: `threw: ${error instanceof Error ? error.message : Check.show(error)}`
+            })
+        })
+        const badKey = keys.find((k) => k !== null && typeof k !== "string")
+        if (badKey !== undefined) {
           return yield* new InvalidJobOptions({
             job: job.name,
-            option: "priority",
-            reason: `must be an integer, got ${options.priority}`
+            option: "uniqueKey",
+            reason: `must give a string, got ${Check.show(badKey)}`
           })
         }
-        const keys = payloads.map(key)
         const newJob: Statements.NewJob = {
           name: job.name,
           queue: options.queue ?? job.queue,

@@ -18,13 +18,14 @@
  */
 import { PgClient } from "@effect/sql-pg"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Duration, Effect, Layer, Option, Stream } from "effect"
+import { Context, Duration, Effect, Either, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import pg from "pg"
 import { listen, poolConfig } from "./internal/jobs/listener.js"
 import { eventsCapacity as capacity, type JobEvent, Runner } from "./internal/jobs/runner.js"
 import { StoreInternal } from "./internal/jobs/store.js"
+import * as Check from "./internal/options.js"
 import type * as Job from "./Job.js"
 import { JobClient } from "./JobClient.js"
 import { InvalidJobOptions } from "./JobError.js"
@@ -50,26 +51,26 @@ export interface Options<Jobs extends Job.Any> {
   readonly jobs: ReadonlyArray<Jobs>
   /** Concurrency per queue. Queues of `jobs` not listed get `concurrency`. */
   readonly queues?: Readonly<Record<string, number>> | undefined
-  /** Default concurrency of a queue. Default 10. */
+  /** Default concurrency of a queue: 1 to 10,000. Default 10. */
   readonly concurrency?: number | undefined
   /**
    * At most this many jobs claimed ahead of free slots, per queue, so that
    * slots never wait for a round trip. The prefetch adapts below it: it grows
    * while slots run dry before a claim, and shrinks while claimed jobs wait.
-   * Default 500.
+   * From 0 to 100,000. Default 500.
    */
   readonly prefetch?: number | undefined
-  /** Look for due jobs at least this often, besides notifications. Default 1 second. */
+  /** Look for due jobs at least this often, besides notifications: at least 10 ms. Default 1 second. */
   readonly pollInterval?: Duration.DurationInput | undefined
   /**
    * How long a claimed job stays this runner's without a heartbeat: renewed
-   * every third of it; a job whose lease expired is rescued by any runner.
-   * Default 30 seconds.
+   * every sixth of it; a job whose lease expired is rescued by any runner.
+   * At least 1 second. Default 30 seconds.
    */
   readonly lease?: Duration.DurationInput | undefined
-  /** Completed, discarded and cancelled jobs are deleted after this long. Default 1 day. */
+  /** Completed, discarded and cancelled jobs are deleted after this long: at least 1 second. Default 1 day. */
   readonly retention?: Duration.DurationInput | undefined
-  /** At shutdown, how long running jobs may finish before they are interrupted and given back. Default 10 seconds. */
+  /** At shutdown, how long running jobs may finish before they are interrupted and given back (0 or more). Default 10 seconds. */
   readonly drainTimeout?: Duration.DurationInput | undefined
   /** Listen for notifications (default) or rely on polling alone. */
   readonly listen?: boolean | undefined
@@ -108,20 +109,32 @@ export const eventsCapacity: number = capacity
  */
 export class JobRunner extends Context.Tag("effect-workers/JobRunner")<JobRunner, JobRunnerService>() {}
 
-const millis = (job: string, option: string, value: Duration.DurationInput | undefined, fallback: number) => {
-  if (value === undefined) return Effect.succeed(fallback)
-  const decoded = Duration.decodeUnknown(value)
-  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) > 0
-    ? Effect.succeed(Duration.toMillis(decoded.value))
-    : Effect.fail(new InvalidJobOptions({ job, option, reason: `must be a positive duration, got ${String(value)}` }))
-}
+/** Rules of the runner's options, stated in docs/jobs.md. */
+const rules = {
+  pollInterval: { min: 10 },
+  // Heartbeats come every sixth of the lease: below a second, a busy process loses its jobs to rescues.
+  lease: { min: 1_000 },
+  retention: { min: 1_000 },
+  drainTimeout: { min: 0 }
+} satisfies Record<string, Check.DurationRule>
 
-const count = (job: string, option: string, value: number | undefined, fallback: number, min: number) => {
-  const n = value ?? fallback
-  return Number.isSafeInteger(n) && n >= min
-    ? Effect.succeed(n)
-    : Effect.fail(new InvalidJobOptions({ job, option, reason: `must be an integer of at least ${min}, got ${n}` }))
-}
+/** Slots are long-lived fibers, each holding its jobs: a bound keeps a typo from starting millions. */
+const maxConcurrency = 10_000
+const maxPrefetch = 100_000
+
+const fail = (option: string, reason: string) => Effect.fail(new InvalidJobOptions({ job: "", option, reason }))
+
+const checked = <A>(option: string, result: Either.Either<A, string>): Effect.Effect<A, InvalidJobOptions> =>
+  Either.isRight(result) ? Effect.succeed(result.right) : fail(option, result.left)
+
+const millis = (option: keyof typeof rules, value: unknown, fallback: number) =>
+  value === undefined ? Effect.succeed(fallback) : checked(option, Check.durationMillis(value, rules[option]))
+
+const count = (option: string, value: unknown, fallback: number, min: number, max: number) =>
+  checked(option, Check.integer(value ?? fallback, min, max))
+
+const flag = (option: string, value: unknown): Effect.Effect<boolean | undefined, InvalidJobOptions> =>
+  value === undefined ? Effect.succeed(undefined) : checked(option, Check.boolean(value))
 
 const builtInTracer = Effect.runSync(Effect.tracer)
 
@@ -137,21 +150,41 @@ export const layer = <Jobs extends Job.Any>(
   Layer.scoped(
     JobRunner,
     Effect.gen(function*() {
-      const what = ""
+      if (!Array.isArray(options.jobs as unknown)) {
+        return yield* fail("jobs", `must be an array of Job.make definitions, got ${Check.show(options.jobs)}`)
+      }
       const jobs = new Map<string, Job.Any>()
       for (const job of options.jobs) {
+        if (typeof job !== "object" || job === null || typeof job.name !== "string") {
+          return yield* fail("jobs", `must hold only Job.make definitions, got ${Check.show(job)}`)
+        }
         if (job.invalid !== undefined) return yield* job.invalid
         if (jobs.has(job.name)) {
           return yield* new InvalidJobOptions({ job: job.name, option: "name", reason: "is used by two definitions" })
         }
         jobs.set(job.name, job)
       }
-      const concurrency = yield* count(what, "concurrency", options.concurrency, 10, 1)
+      const concurrency = yield* count("concurrency", options.concurrency, 10, 1, maxConcurrency)
       const queues = new Map<string, number>()
       for (const job of jobs.values()) queues.set(job.queue, concurrency)
-      for (const [name, n] of Object.entries(options.queues ?? {})) {
-        queues.set(name, yield* count(what, `queues.${name}`, n, concurrency, 1))
+      if (options.queues !== undefined && (typeof options.queues !== "object" || options.queues === null)) {
+        return yield* fail(
+          "queues",
+          `must be an object of queue names and concurrencies, got ${Check.show(options.queues)}`
+        )
       }
+      for (const [name, n] of Object.entries(options.queues ?? {})) {
+        queues.set(name, yield* count(`queues.${name}`, n, concurrency, 1, maxConcurrency))
+      }
+      const settings = {
+        prefetch: yield* count("prefetch", options.prefetch, 500, 0, maxPrefetch),
+        pollIntervalMillis: yield* millis("pollInterval", options.pollInterval, 1_000),
+        leaseMillis: yield* millis("lease", options.lease, 30_000),
+        retentionMillis: yield* millis("retention", options.retention, 86_400_000),
+        drainMillis: yield* millis("drainTimeout", options.drainTimeout, 10_000)
+      }
+      const listening = yield* flag("listen", options.listen)
+      const tracing = yield* flag("tracing", options.tracing)
       const client = yield* JobClient
       const sqlPg = yield* PgClient.PgClient
       const pool = yield* Effect.acquireRelease(
@@ -179,14 +212,10 @@ export const layer = <Jobs extends Job.Any>(
         pool,
         jobs,
         queues: [...queues].map(([name, concurrency]) => ({ name, concurrency })),
-        prefetch: yield* count(what, "prefetch", options.prefetch, 500, 0),
-        pollIntervalMillis: yield* millis(what, "pollInterval", options.pollInterval, 1_000),
-        leaseMillis: yield* millis(what, "lease", options.lease, 30_000),
-        retentionMillis: yield* millis(what, "retention", options.retention, 86_400_000),
-        drainMillis: yield* millis(what, "drainTimeout", options.drainTimeout, 10_000),
-        tracing: options.tracing ?? (yield* Effect.tracer) !== builtInTracer
+        ...settings,
+        tracing: tracing ?? (yield* Effect.tracer) !== builtInTracer
       })
-      const listener = options.listen === false
+      const listener = listening === false
         ? Effect.never
         : listen(
           sqlPg.config,

@@ -31,7 +31,13 @@ export interface Migration {
  */
 export const defaultSchema = "effect_workers"
 
-const files = ["0001_jobs.sql", "0002_recurring.sql", "0003_runner_concurrency.sql", "0004_runner_liveness.sql"]
+const files = [
+  "0001_jobs.sql",
+  "0002_recurring.sql",
+  "0003_runner_concurrency.sql",
+  "0004_runner_liveness.sql",
+  "0005_recurring_error.sql"
+]
 
 /**
  * Every migration this version ships, oldest first.

@@ -26,9 +26,10 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Context, Duration, Effect, Either, Layer, Option, ParseResult, Queue, Schema } from "effect"
-import { parseCron } from "./internal/cron.js"
+import { defaultTimeZone, parseCron } from "./internal/cron.js"
 import * as Statements from "./internal/jobs/statements.js"
 import { StoreInternal } from "./internal/jobs/store.js"
+import * as Check from "./internal/options.js"
 import * as Ticks from "./internal/recurring/schedule.js"
 import type * as Job from "./Job.js"
 import { JobState } from "./Job.js"
@@ -64,7 +65,7 @@ export type ScheduleOptions =
     readonly every?: undefined
   }
   | {
-    /** A fixed interval, at least a second; ticks at `start` and every interval after it. */
+    /** A fixed interval, 1 second to 365,000 days in whole ms; ticks at `start` and every interval after it. */
     readonly every: Duration.DurationInput
     readonly cron?: undefined
     readonly timeZone?: undefined
@@ -88,7 +89,7 @@ export type Options<P> = ScheduleOptions & {
   readonly end?: Date | undefined
   /** Overrides the job's queue. */
   readonly queue?: string | undefined
-  /** Overrides the job's priority. */
+  /** Overrides the job's priority (-2147483648 to 2147483647). */
   readonly priority?: number | undefined
   /** Default `"runOnce"`. */
   readonly misfire?: Misfire | undefined
@@ -123,15 +124,29 @@ export interface Definition {
   readonly invalid: InvalidRecurring | InvalidJobOptions | undefined
 }
 
+/** Rules of the interval, stated in docs/recurring.md. */
+const everyRule: Check.DurationRule = { min: 1_000, wholeMillis: true }
+/** Rules of the layer's durations. */
+const layerDurationRule: Check.DurationRule = { min: 1 }
+
 const checkDefinition = (id: string, options: Options<any>): InvalidRecurring | InvalidJobOptions | undefined => {
-  const invalid = (option: string, reason: string) => new InvalidRecurring({ id, option, reason })
-  if (id.trim().length === 0 || id.length > 200) return invalid("id", "must have 1 to 200 characters")
+  const invalid = (option: string, reason: string) =>
+    new InvalidRecurring({ id: typeof id === "string" ? id : Check.show(id), option, reason })
+  if (typeof id !== "string" || id.trim().length === 0 || id.length > 200) {
+    return invalid("id", `must be a string of 1 to 200 characters, got ${Check.show(id)}`)
+  }
+  if (typeof options !== "object" || options === null) {
+    return invalid("options", `must be an object, got ${Check.show(options)}`)
+  }
+  if (typeof options.job !== "object" || options.job === null || typeof options.job.name !== "string") {
+    return invalid("job", `must be a job made by Job.make, got ${Check.show(options.job)}`)
+  }
   if (options.job.invalid !== undefined) return options.job.invalid
   if ((options.cron === undefined) === (options.every === undefined)) {
     return invalid("cron", "or \"every\" must be given, and not both")
   }
   if (options.cron !== undefined) {
-    const parsed = parseCron(id, options.cron, options.timeZone ?? "UTC")
+    const parsed = parseCron(id, options.cron, options.timeZone)
     if (Either.isLeft(parsed)) {
       const error = parsed.left
       return error.field === "timeZone"
@@ -143,43 +158,41 @@ const checkDefinition = (id: string, options: Options<any>): InvalidRecurring | 
         )
     }
   } else {
-    const every = Duration.decodeUnknown(options.every)
-    if (
-      Option.isNone(every) || !Duration.isFinite(every.value) || Duration.toMillis(every.value) < 1_000 ||
-      !Number.isInteger(Duration.toMillis(every.value))
-    ) {
-      return invalid(
-        "every",
-        `must be a finite duration of at least 1 second, in whole milliseconds, got ${String(options.every)}`
-      )
-    }
+    if (options.timeZone !== undefined) return invalid("timeZone", "applies only with \"cron\", not with \"every\"")
+    const every = Check.durationMillis(options.every, everyRule)
+    if (Either.isLeft(every)) return invalid("every", every.left)
   }
   for (const name of ["start", "end"] as const) {
     const date = options[name]
     if (date !== undefined && !(date instanceof Date && !Number.isNaN(date.getTime()))) {
-      return invalid(name, "must be a valid Date")
+      return invalid(name, `must be a valid Date, got ${Check.show(date)}`)
     }
   }
   if (options.start !== undefined && options.end !== undefined && options.end < options.start) {
     return invalid("end", "must not be before start")
   }
-  if (options.queue !== undefined && options.queue.trim().length === 0) return invalid("queue", "must not be empty")
-  if (
-    options.priority !== undefined &&
-    !(Number.isInteger(options.priority) && options.priority >= -(2 ** 31) && options.priority < 2 ** 31)
-  ) {
-    return invalid("priority", `must be a 32-bit integer, got ${options.priority}`)
+  if (options.queue !== undefined && (typeof options.queue !== "string" || options.queue.trim().length === 0)) {
+    return invalid("queue", `must be a non-empty string, got ${Check.show(options.queue)}`)
   }
-  const misfire = options.misfire
+  if (options.priority !== undefined) {
+    const priority = Check.integer(options.priority, Check.int32.min, Check.int32.max)
+    if (Either.isLeft(priority)) return invalid("priority", priority.left)
+  }
+  const misfire: unknown = options.misfire
   if (
     misfire !== undefined && misfire !== "skip" && misfire !== "runOnce" &&
-    !(typeof misfire === "object" && Number.isSafeInteger(misfire.backfill) && misfire.backfill >= 1 &&
-      misfire.backfill <= 1_000)
+    !(typeof misfire === "object" && misfire !== null && Either.isRight(
+      Check.integer((misfire as { readonly backfill?: unknown }).backfill, 1, 1_000)
+    ))
   ) {
     return invalid(
       "misfire",
-      `must be "skip", "runOnce" or { backfill: n } with n from 1 to 1000, got ${JSON.stringify(misfire)}`
+      `must be "skip", "runOnce" or { backfill: n } with n from 1 to 1000, got ${Check.show(misfire)}`
     )
+  }
+  if (options.paused !== undefined) {
+    const paused = Check.boolean(options.paused)
+    if (Either.isLeft(paused)) return invalid("paused", paused.left)
   }
   return undefined
 }
@@ -198,13 +211,13 @@ export const make = <P>(id: string, options: Options<P>): Definition => {
     id,
     job: options.job,
     payload: options.payload,
-    cron: options.cron?.trim().split(/\s+/).join(" "),
-    timeZone: options.cron === undefined ? undefined : options.timeZone ?? "UTC",
+    cron: invalid === undefined ? options.cron?.trim().split(/\s+/).join(" ") : undefined,
+    timeZone: options.cron === undefined ? undefined : options.timeZone ?? defaultTimeZone,
     every: invalid === undefined && options.every !== undefined ? Duration.decode(options.every) : undefined,
     start: options.start,
     end: options.end,
-    queue: options.queue ?? options.job.queue,
-    priority: options.priority ?? options.job.priority,
+    queue: options.queue ?? options.job?.queue,
+    priority: options.priority ?? options.job?.priority,
     misfire: options.misfire ?? "runOnce",
     paused: options.paused ?? false,
     invalid
@@ -294,6 +307,12 @@ export class RecurringInfo extends Schema.Class<RecurringInfo>("RecurringInfo")(
   lastJobId: Schema.OptionFromNullOr(Schema.String),
   /** The state of that job, while it is kept. */
   lastJobState: Schema.OptionFromNullOr(JobState),
+  /**
+   * Why the definition was set aside: its next tick cannot be fired (it is
+   * logged once, when that happens). It fires nothing until it is stored
+   * again or resumed; the other definitions go on.
+   */
+  error: Schema.OptionFromNullOr(Schema.String),
   createdAt: Schema.DateFromString,
   updatedAt: Schema.DateFromString
 }) {}
@@ -406,6 +425,7 @@ interface Row extends Spec {
   readonly lastRunAt: Date | null
   readonly lastJobId: string | null
   readonly lastJobState: JobState | null
+  readonly error: string | null
   readonly createdAt: Date
   readonly updatedAt: Date
 }
@@ -413,7 +433,7 @@ interface Row extends Spec {
 const columns = `r.id, r.job_name AS "jobName", r.queue, r.priority, r.payload, r.cron, r.time_zone AS "timeZone",
   r.every_ms::text AS "everyMs", r.starts_at AS "startsAt", r.anchor_at AS "anchorAt", r.ends_at AS "endsAt",
   r.misfire, r.backfill, r.paused, r.source, r.defined_paused AS "definedPaused", r.next_run_at AS "nextRunAt",
-  r.last_run_at AS "lastRunAt", r.last_job_id::text AS "lastJobId", r.created_at AS "createdAt",
+  r.last_run_at AS "lastRunAt", r.last_job_id::text AS "lastJobId", r.error, r.created_at AS "createdAt",
   r.updated_at AS "updatedAt"`
 
 const toInfo = (row: Row): RecurringInfo =>
@@ -435,6 +455,7 @@ const toInfo = (row: Row): RecurringInfo =>
     lastRunAt: Option.fromNullable(row.lastRunAt),
     lastJobId: Option.fromNullable(row.lastJobId),
     lastJobState: Option.fromNullable(row.lastJobState),
+    error: Option.fromNullable(row.error),
     createdAt: row.createdAt,
     updatedAt: row.updatedAt
   })
@@ -474,6 +495,33 @@ const ticksOf = (spec: Spec): Either.Either<Ticks.Ticks, string> => {
   return ticks
 }
 
+/** The instants PostgreSQL and JavaScript both write and read as a timestamp: years 0 to 9999. */
+const firstInstant = Date.parse("0000-01-01T00:00:00.000Z")
+const lastInstant = Date.parse("9999-12-31T23:59:59.999Z")
+
+const storable = (date: Date | undefined) =>
+  date === undefined || (date.getTime() >= firstInstant && date.getTime() <= lastInstant)
+
+/** What a due definition fires, or why it cannot be fired. */
+const fireable = (
+  due: typeof Ticks.dueTicks,
+  ...args: Parameters<typeof Ticks.dueTicks>
+): Either.Either<ReturnType<typeof Ticks.dueTicks>, string> => {
+  try {
+    const result = due(...args)
+    const bad = [...result.fire, result.next].find((date) => !storable(date))
+    return bad === undefined
+      ? Either.right(result)
+      : Either.left(
+        `its tick ${
+          Number.isNaN(bad.getTime()) ? "is not a valid date" : `${bad.toISOString()} is outside the years 0 to 9999`
+        }`
+      )
+  } catch (error) {
+    return Either.left(`its next tick cannot be worked out: ${error instanceof Error ? error.message : String(error)}`)
+  }
+}
+
 const tickKey = (id: string, tick: Date) => `recurring:${id}:${tick.toISOString()}`
 
 /** A batch of due definitions claimed per transaction. */
@@ -485,7 +533,7 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
     const sql = yield* SqlClient.SqlClient
     const client = yield* JobClient
     const store = client[StoreInternal]
-    const threshold = yield* positiveMillis("misfireThreshold", options.misfireThreshold, 60_000)
+    const threshold = yield* layerMillis("misfireThreshold", options.misfireThreshold, 60_000)
     const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
     /** Wakes this process's scheduler when a change here may make a tick due sooner. */
     const wake = yield* Queue.sliding<void>(1)
@@ -596,7 +644,7 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
                 starts_at = excluded.starts_at, anchor_at = excluded.anchor_at, ends_at = excluded.ends_at,
                 misfire = excluded.misfire, backfill = excluded.backfill, paused = excluded.paused,
                 source = excluded.source, defined_paused = excluded.defined_paused,
-                next_run_at = excluded.next_run_at, updated_at = now()`
+                next_run_at = excluded.next_run_at, error = NULL, updated_at = now()`
           }
           if (removeOthers) {
             const removed = yield* sql<{ readonly id: string }>`
@@ -625,34 +673,37 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
         const keys: Array<string> = []
         const rowIds: Array<string> = []
         const nexts: Array<Date | null> = []
-        const broken: Array<string> = []
+        const brokenIds: Array<string> = []
+        const brokenErrors: Array<string> = []
         // Definitions with one schedule, policy and due time fire the same ticks: worked out once.
-        const worked = new Map<string, ReturnType<typeof Ticks.dueTicks>>()
+        const worked = new Map<string, Either.Either<ReturnType<typeof Ticks.dueTicks>, string>>()
         for (const row of due) {
-          const parsed = ticksOf(row)
-          if (Either.isLeft(parsed)) {
-            broken.push(row.id)
-            yield* Effect.logError(`Recurring "${row.id}" is paused: its stored schedule cannot tick: ${parsed.left}`)
-            continue
-          }
           const from = row.nextRunAt!
           const key = `${specKey(row)}|${row.misfire}|${row.backfill}|${from.getTime()}`
           let result = worked.get(key)
           if (result === undefined) {
             const keep = row.misfire === "skip" ? 0 : row.misfire === "runOnce" ? 1 : row.backfill
-            result = Ticks.dueTicks(parsed.right, from, at, cut, keep)
+            result = Either.flatMap(ticksOf(row), (ticks) => fireable(Ticks.dueTicks, ticks, from, at, cut, keep))
             worked.set(key, result)
           }
-          for (const tick of result.fire) {
+          if (Either.isLeft(result)) {
+            // Set aside, so that it never holds up the definitions beside it.
+            brokenIds.push(row.id)
+            brokenErrors.push(result.left)
+            yield* Effect.logError(`Recurring "${row.id}" is set aside and fires nothing more: ${result.left}`)
+            continue
+          }
+          for (const tick of result.right.fire) {
             tickIds.push(row.id)
             ticks.push(tick)
             keys.push(tickKey(row.id, tick))
           }
           rowIds.push(row.id)
-          nexts.push(result.next ?? null)
+          nexts.push(result.right.next ?? null)
         }
-        if (broken.length > 0) {
-          yield* sql`UPDATE ${store.recurring} SET paused = true, updated_at = now() WHERE id = ANY(${broken}::text[])`
+        if (brokenIds.length > 0) {
+          yield* sql`UPDATE ${store.recurring} r SET next_run_at = NULL, error = b.error, updated_at = now()
+            FROM unnest(${brokenIds}::text[], ${brokenErrors}::text[]) AS b(id, error) WHERE r.id = b.id`
         }
         const trace = yield* Statements.currentTrace
         const source = sql`(
@@ -740,11 +791,14 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
               WHERE r.id = ${id} FOR UPDATE`
             if (rows.length === 0) return yield* new RecurringNotFound({ id })
             const row = rows[0]
-            if (!row.paused) return
-            const ticks = ticksOf(row)
-            const next = Either.isRight(ticks) ? Ticks.tickFrom(ticks.right, yield* now) ?? null : null
-            yield* sql`UPDATE ${store.recurring} SET paused = false, next_run_at = ${next}, updated_at = now()
-              WHERE id = ${id}`
+            if (!row.paused && row.error === null) return
+            const at = yield* now
+            const next = Either.flatMap(ticksOf(row), (ticks) =>
+              Either.map(fireable(Ticks.dueTicks, ticks, at, at, at, 0), (due) =>
+                due.fire[0] ?? due.next ?? null))
+            // A definition set aside is tried again from its next tick, unless that tick still cannot be fired.
+            yield* sql`UPDATE ${store.recurring} SET paused = false, next_run_at = ${Either.getOrNull(next)},
+              error = ${Either.isLeft(next) ? next.left : null}, updated_at = now() WHERE id = ${id}`
           }))
           yield* wake.offer(undefined)
           return yield* found(id)
@@ -760,14 +814,37 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
     return { service, upsert, wake, now }
   })
 
-const positiveMillis = (option: string, value: Duration.DurationInput | undefined, fallback: number) => {
+const layerMillis = (option: string, value: unknown, fallback: number) => {
   if (value === undefined) return Effect.succeed(fallback)
-  const decoded = Duration.decodeUnknown(value)
-  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) > 0
-    ? Effect.succeed(Duration.toMillis(decoded.value))
-    : Effect.fail(
-      new InvalidRecurring({ id: "", option, reason: `must be a positive duration, got ${String(value)}` })
+  const checked = Check.durationMillis(value, layerDurationRule)
+  return Either.isRight(checked)
+    ? Effect.succeed(checked.right)
+    : Effect.fail(new InvalidRecurring({ id: "", option, reason: checked.left }))
+}
+
+/** Checks the layer's options that are not durations, as JavaScript callers may pass them. */
+const checkLayer = (options: LayerOptions): InvalidRecurring | undefined => {
+  const invalid = (option: string, reason: string) => new InvalidRecurring({ id: "", option, reason })
+  if (options.definitions !== undefined && !Array.isArray(options.definitions)) {
+    return invalid(
+      "definitions",
+      `must be an array of Recurring.make definitions, got ${Check.show(options.definitions)}`
     )
+  }
+  for (const definition of options.definitions ?? []) {
+    if (typeof definition !== "object" || definition === null || typeof definition.id !== "string") {
+      return invalid("definitions", `must hold only Recurring.make definitions, got ${Check.show(definition)}`)
+    }
+  }
+  if (options.missing !== undefined) {
+    const missing = Check.oneOf(options.missing, ["remove", "keep"])
+    if (Either.isLeft(missing)) return invalid("missing", missing.left)
+  }
+  if (options.fire !== undefined) {
+    const fire = Check.boolean(options.fire)
+    if (Either.isLeft(fire)) return invalid("fire", fire.left)
+  }
+  return undefined
 }
 
 /**
@@ -790,8 +867,10 @@ export const layer = (
   Layer.scoped(
     Recurring,
     Effect.gen(function*() {
+      const invalid = checkLayer(options)
+      if (invalid !== undefined) return yield* invalid
       const { now, service, upsert, wake } = yield* makeService(options)
-      const poll = yield* positiveMillis("pollInterval", options.pollInterval, 1_000)
+      const poll = yield* layerMillis("pollInterval", options.pollInterval, 1_000)
       const definitions = options.definitions
       const seen = new Set<string>()
       for (const definition of definitions ?? []) {

@@ -5,9 +5,11 @@
  *
  * @since 0.1.0
  */
-import type { Clock, Runtime, Scope, Stream } from "effect"
-import { Cause, Duration, Effect, Either, Layer, Mailbox, Queue, Schedule } from "effect"
+import type { Clock, Duration, Runtime, Scope, Stream } from "effect"
+import { Cause, Effect, Either, Layer, Mailbox, Queue, Schedule } from "effect"
 import { parseCron } from "./internal/cron.js"
+import * as Check from "./internal/options.js"
+import { cronTicks } from "./internal/recurring/schedule.js"
 import {
   type Attempt,
   type Common,
@@ -101,11 +103,11 @@ export interface Options<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
    * the task's result do not apply) and is also stepped after an iteration
    * that failed with the `"continue"` policy. A duration such as `"30 seconds"` runs again that
    * long after the previous iteration ended (what `Schedule.spaced` does) and
-   * is the cheapest form, for programs with thousands of workers. Omit it to
+   * is the cheapest form, for programs with thousands of workers (at least 1 ms). Omit it to
    * run the task once, like `BackgroundService.ExecuteAsync`.
    */
   readonly schedule?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | undefined
-  /** Delay before the first iteration. Default 0. */
+  /** Delay before the first iteration (0 or more). Default 0. */
   readonly initialDelay?: Duration.DurationInput | undefined
 }
 
@@ -116,7 +118,7 @@ export interface Options<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
 export interface CronOptions<ROut, E2, RIn> extends CommonOptions<ROut, E2, RIn> {
   /** Cron expression with 5 fields, or 6 with seconds first. */
   readonly cron: string
-  /** IANA time zone name or offset. Default: the process's local time zone. */
+  /** IANA time zone name, or an offset from "-12:00" to "+14:00". Default `"UTC"`, as for recurring jobs. */
   readonly timeZone?: string | undefined
   /** What to do with a tick that comes while the previous run goes on. Default `"skip"`. */
   readonly overlap?: Overlap | undefined
@@ -162,25 +164,44 @@ export interface ConsumerOptions<A, E, R, ROut, E2, RIn> extends CommonOptions<R
  */
 export type WorkerLayer<E, R> = Layer.Layer<never, E, WorkerRegistry | R>
 
+const invalid = (worker: string, option: string, reason: string) =>
+  new InvalidWorkerOptions({ worker: typeof worker === "string" ? worker : Check.show(worker), option, reason })
+
+const checked = <A>(worker: string, option: string, result: Either.Either<A, string>) =>
+  Either.mapLeft(result, (reason) => invalid(worker, option, reason))
+
+/** Rules of the duration options, stated in docs/workers.md. */
+const initialDelayRule: Check.DurationRule = { min: 0 }
+const everyRule: Check.DurationRule = { min: 1 }
+
+const failurePolicies: ReadonlyArray<FailurePolicy> = ["continue", "restart", "stopHost"]
+const overlaps: ReadonlyArray<Overlap> = ["skip", "wait", "allow"]
+
+/** Checks the options every worker has, as raw values; answers the initial delay in milliseconds. */
 const validateCommon = (
   name: string,
-  initialDelay: Duration.DurationInput | undefined
+  options: CommonOptions<any, any, any> & { readonly initialDelay?: unknown } | undefined
 ): Either.Either<number, InvalidWorkerOptions> => {
-  if (name.trim().length === 0) {
-    return Either.left(new InvalidWorkerOptions({ worker: name, option: "name", reason: "must not be empty" }))
+  if (typeof name !== "string" || name.trim().length === 0) {
+    return Either.left(invalid(name, "name", `must be a non-empty string, got ${Check.show(name)}`))
   }
-  if (initialDelay === undefined) return Either.right(0)
-  const decoded = Duration.decodeUnknown(initialDelay)
-  if (decoded._tag === "None" || Duration.toMillis(decoded.value) < 0) {
-    return Either.left(
-      new InvalidWorkerOptions({
-        worker: name,
-        option: "initialDelay",
-        reason: `must be a duration of 0 or more, such as "5 seconds" (got ${String(initialDelay)})`
-      })
-    )
+  const retry = options?.retry
+  if (retry !== undefined && retry !== false && !Schedule.isSchedule(retry)) {
+    return Either.left(invalid(name, "retry", `must be a Schedule or false, got ${Check.show(retry)}`))
   }
-  return Either.right(Duration.toMillis(decoded.value))
+  if (options?.onFailure !== undefined) {
+    const policy = checked(name, "onFailure", Check.oneOf(options.onFailure, failurePolicies))
+    if (Either.isLeft(policy)) return Either.left(policy.left)
+  }
+  if (options?.layer !== undefined && !Layer.isLayer(options.layer)) {
+    return Either.left(invalid(name, "layer", `must be a Layer, got ${Check.show(options.layer)}`))
+  }
+  if (options?.tracing !== undefined) {
+    const tracing = checked(name, "tracing", Check.boolean(options.tracing))
+    if (Either.isLeft(tracing)) return Either.left(tracing.left)
+  }
+  if (options?.initialDelay === undefined) return Either.right(0)
+  return checked(name, "initialDelay", Check.durationMillis(options.initialDelay, initialDelayRule))
 }
 
 const timingOf = (
@@ -190,20 +211,14 @@ const timingOf = (
   if (schedule === undefined || Schedule.isSchedule(schedule)) {
     return Either.right({ _tag: "Schedule", schedule: schedule as Schedule.Schedule<unknown, unknown> | undefined })
   }
-  const every = Duration.decodeUnknown(schedule)
-  if (every._tag === "None" || Duration.toMillis(every.value) < 0 || !Duration.isFinite(every.value)) {
-    return Either.left(
-      new InvalidWorkerOptions({
-        worker: name,
-        option: "schedule",
-        reason: `must be a Schedule or a finite duration such as "30 seconds" (got ${String(schedule)})`
-      })
-    )
+  const every = Check.durationMillis(schedule, everyRule)
+  if (Either.isLeft(every)) {
+    return Either.left(invalid(name, "schedule", `must be a Schedule or ${every.left.slice("must be ".length)}`))
   }
-  return Either.right({ _tag: "Schedule", schedule: undefined, everyMillis: Duration.toMillis(every.value) })
+  return Either.right({ _tag: "Schedule", schedule: undefined, everyMillis: every.right })
 }
 
-const common = (
+const commonOf = (
   name: string,
   options: Pick<CommonOptions<never, never, never>, "retry" | "onFailure" | "tracing"> | undefined,
   metricsLabel: string | undefined
@@ -337,7 +352,7 @@ export const make = <A, E, R, ROut = never, E2 = never, RIn = never>(
   task: Effect.Effect<A, E, R>,
   options?: Options<ROut, E2, RIn>
 ): WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn> => {
-  const delay = validateCommon(name, options?.initialDelay)
+  const delay = validateCommon(name, options)
   if (Either.isLeft(delay)) return Layer.fail(delay.left)
   const timing = timingOf(name, options?.schedule)
   if (Either.isLeft(timing)) return Layer.fail(timing.left)
@@ -357,7 +372,7 @@ const scheduled = <E, R, ROut, E2, RIn>(
       registry[RegistryInternal],
       runtime,
       clock,
-      common(name, options, metricsLabel),
+      commonOf(name, options, metricsLabel),
       timing,
       initialDelayMillis,
       attempt
@@ -385,11 +400,13 @@ export const validateCron = (
  * The expression (5 fields, or 6 with seconds first) and the time zone are
  * checked when the worker is defined: a bad one makes the layer fail with
  * {@link InvalidCronExpression} naming the field, before any worker starts.
- * Ticks follow wall-clock time in the zone. On a spring-forward day a tick
- * inside the skipped hour runs once, shifted by the length of the gap (02:30
- * runs at 03:30); on a fall-back day a time in the repeated hour runs once, on
- * its first pass. No tick is doubled. The next tick is in the status registry
- * as `nextRunAt`.
+ * Ticks follow wall-clock time in the zone, by the daylight-saving rules of
+ * recurring jobs: a wall time skipped by a spring-forward runs when the gap
+ * ends (02:30 runs at 03:00), once; across a fall-back, an expression naming
+ * its hours runs in the first pass only, an hourly or finer one in both, in
+ * elapsed time. No tick is doubled, and none is scheduled at or before the
+ * instant it is fired from. The next tick is in the status registry as
+ * `nextRunAt`.
  *
  * @example
  * ```ts
@@ -410,17 +427,17 @@ export const cron = <A, E, R, ROut = never, E2 = never, RIn = never>(
   task: Effect.Effect<A, E, R>,
   options: CronOptions<ROut, E2, RIn>
 ): WorkerLayer<InvalidWorkerOptions | InvalidCronExpression, Exclude<R, Scope.Scope | ROut> | RIn> => {
-  const delay = validateCommon(name, options.initialDelay)
+  const delay = validateCommon(name, options)
   if (Either.isLeft(delay)) return Layer.fail(delay.left)
-  const parsed = parseCron(name, options.cron, options.timeZone)
+  const overlap = options?.overlap === undefined
+    ? Either.right<Overlap>("skip")
+    : checked(name, "overlap", Check.oneOf(options.overlap, overlaps))
+  if (Either.isLeft(overlap)) return Layer.fail(overlap.left)
+  const parsed = parseCron(name, options?.cron, options?.timeZone)
   if (Either.isLeft(parsed)) return Layer.fail(parsed.left)
-  return scheduled(
-    name,
-    task,
-    options,
-    { _tag: "Cron", cron: parsed.right, overlap: options.overlap ?? "skip" },
-    delay.right
-  )
+  const expression = (options.cron as string).trim().split(/\s+/).join(" ")
+  const ticks = cronTicks(parsed.right, expression, undefined, undefined)
+  return scheduled(name, task, options, { _tag: "Cron", ticks, overlap: overlap.right }, delay.right)
 }
 
 // Queues and mailboxes are checked first: they can also be used where a Stream is expected.
@@ -476,17 +493,15 @@ export const consumer = <A, E, R, ROut = never, E2 = never, RIn = never>(
   name: string,
   options: ConsumerOptions<A, E, R, ROut, E2, RIn>
 ): WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn> => {
-  const checked = validateCommon(name, undefined)
-  if (Either.isLeft(checked)) return Layer.fail(checked.left)
-  const concurrency = options.concurrency ?? 1
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    return Layer.fail(
-      new InvalidWorkerOptions({
-        worker: name,
-        option: "concurrency",
-        reason: `must be a whole number of 1 or more (got ${concurrency})`
-      })
-    )
+  const common = validateCommon(name, options)
+  if (Either.isLeft(common)) return Layer.fail(common.left)
+  const concurrency = checked(name, "concurrency", Check.integer(options.concurrency ?? 1, 1, Check.int32.max))
+  if (Either.isLeft(concurrency)) return Layer.fail(concurrency.left)
+  for (const option of ["handler", "deadLetter", "onUnfinished"] as const) {
+    const value = options[option]
+    if ((option === "handler" || value !== undefined) && typeof value !== "function") {
+      return Layer.fail(invalid(name, option, `must be a function, got ${Check.show(value)}`))
+    }
   }
   const layer = options.layer as Layer.Layer<unknown, unknown, unknown> | undefined
   const source = options.source as unknown
@@ -496,8 +511,8 @@ export const consumer = <A, E, R, ROut = never, E2 = never, RIn = never>(
     | ((item: A, cause: Cause.Cause<unknown>) => Effect.Effect<void, unknown>)
     | undefined
   return register((registry, runtime, clock, metricsLabel) =>
-    new ConsumerWorker<A>(registry[RegistryInternal], runtime, clock, common(name, options, metricsLabel), {
-      concurrency,
+    new ConsumerWorker<A>(registry[RegistryInternal], runtime, clock, commonOf(name, options, metricsLabel), {
+      concurrency: concurrency.right,
       handler,
       deadLetter: deadLetter ??
         ((item, cause) =>

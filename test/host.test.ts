@@ -293,8 +293,33 @@ describe("Host.launch", () => {
       assert.isTrue(Exit.isFailure(exit))
       assert.include(
         String(Cause.squash((exit as Exit.Failure<void, unknown>).cause)),
-        "gracePeriod must be a finite duration"
+        "gracePeriod must be a duration from 0 to 365000 days"
       )
+    }))
+
+  it.live("refuses a negative or NaN grace period, in options and in SHUTDOWN_GRACE_PERIOD, before starting", () =>
+    Effect.gen(function*() {
+      const started = yield* Ref.make(0)
+      const worker = Worker.make("counted", Ref.update(started, (n) => n + 1))
+      const refused = (exit: Exit.Exit<void, unknown>) =>
+        Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "accepted"
+      for (const gracePeriod of [-1, Number.NaN, "-5 seconds", "5 lightyears", Number.POSITIVE_INFINITY]) {
+        const exit = yield* Effect.exit(Host.launch(worker, { gracePeriod: gracePeriod as "1 second" }))
+        assert.include(
+          refused(exit),
+          "The host's gracePeriod must be a duration from 0 to 365000 days",
+          String(gracePeriod)
+        )
+        assert.include(refused(exit), String(gracePeriod))
+      }
+      for (const text of ["-5 seconds", "NaN millis", "soon"]) {
+        const exit = yield* Effect.exit(Host.launch(worker)).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SHUTDOWN_GRACE_PERIOD", text]])))
+        )
+        assert.include(refused(exit), `SHUTDOWN_GRACE_PERIOD must be a duration from 0 to 365000 days`, text)
+        assert.include(refused(exit), JSON.stringify(text))
+      }
+      assert.strictEqual(yield* Ref.get(started), 0)
     }))
 
   it.scoped("a hook registered after its phase runs at once", () =>

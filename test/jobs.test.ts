@@ -432,7 +432,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       }.jobs (name, queue, payload, state, attempt, max_attempts, locked_by, lease_expires_at)
         VALUES ('rescued', 'default', '{}', 'running', 1, 5, 'crashed-runner', now() - interval '1 second')
         RETURNING id::text AS id`
-      const { scope } = yield* startRunner({ jobs: [Rescued], lease: "300 millis" })
+      const { scope } = yield* startRunner({ jobs: [Rescued], lease: "1 second" })
       const done = yield* awaitState(row.id, "completed")
       yield* Scope.close(scope, Exit.void)
       expect(done.attempt).toBe(2)
@@ -951,7 +951,9 @@ describe("job definitions", () => {
   it.effect("a bad option is kept as a typed error with a clear message", () =>
     Effect.gen(function*() {
       const Bad = Job.make("bad", { payload: Schema.Struct({}), maxAttempts: 0, handler: () => Effect.void })
-      expect(Bad.invalid?.message).toBe(`Job "bad": option "maxAttempts" must be a positive integer, got 0`)
+      expect(Bad.invalid?.message).toBe(
+        `Job "bad": option "maxAttempts" must be a whole number from 1 to 2147483647, got 0`
+      )
       expect(Duration.toMillis(
         Job.make("t", {
           payload: Schema.Struct({}),

@@ -10,7 +10,9 @@ import { Context, Effect, Layer, Option, Ref, Schema } from "effect"
 import { Job, JobClient, JobError, JobRunner, Recurring } from "effect-workers"
 import { settableClock } from "./support/clock.js"
 import * as TestDatabase from "./support/database.js"
+import { gapCases } from "./support/dstCases.js"
 import { eventually } from "./support/eventually.js"
+import { captureLogs } from "./support/logs.js"
 import { recordingTracer } from "./support/tracer.js"
 
 const ClientLive = Layer.unwrapEffect(
@@ -132,6 +134,14 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       ])
       // Hourly in elapsed time: both 01:00s (05:00Z and 06:00Z), every hour once, 49 in 48 hours.
       expect(ticks.hourly).toEqual(hoursFrom("2026-10-31T12:00:00Z", 49))
+    }))
+
+  it.scoped("the daylight-saving cases cron workers are checked on give the same ticks", () =>
+    Effect.gen(function*() {
+      for (const [cron, zone, from, to, expected] of gapCases) {
+        const ticks = yield* runWindow(zone, { case: cron }, from, to)
+        expect(ticks["case"], `${cron} in ${zone}`).toEqual(expected)
+      }
     }))
 
   it.scoped("Europe/Berlin, spring forward and fall back", () =>
@@ -370,13 +380,19 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       )
       expect(invalid({ cron: "* * *" })?.message).toMatch(/it has 3 fields; a cron expression has 5 fields/)
       expect(invalid({ timeZone: "Mars/Olympus_Mons" })?.message).toMatch(
-        /^Recurring "bad": option "timeZone" "Mars\/Olympus_Mons" is not a known time zone: use an IANA name/
+        /^Recurring "bad": option "timeZone" "Mars\/Olympus_Mons" is not a known time zone: use an IANA time zone name/
       )
       expect(invalid({ cron: Recurring.daily(25) })?.message).toMatch(/\(its hour field\)/)
       expect(invalid({ cron: undefined, every: "500 millis" })?.message).toBe(
-        "Recurring \"bad\": option \"every\" must be a finite duration of at least 1 second, in whole milliseconds, " +
-          "got 500 millis"
+        "Recurring \"bad\": option \"every\" must be a duration from 1 second to 365000 days in whole milliseconds, " +
+          "such as \"30 seconds\", got \"500 millis\""
       )
+      // Beyond any date a tick could have: refused when defined, not when it fires.
+      for (const every of ["20000000 weeks", 2 ** 53, "-5 seconds", Number.NaN, -1]) {
+        expect(invalid({ cron: undefined, every } as never)?.message, String(every)).toMatch(
+          /option "every" must be a duration from 1 second to 365000 days/
+        )
+      }
       expect(invalid({ every: "1 minute" })?.message).toMatch(/option "cron" or "every" must be given, and not both/)
       expect(invalid({ misfire: { backfill: 0 } })?.message).toMatch(/option "misfire" must be "skip", "runOnce" or/)
       expect(invalid({ start: new Date(2), end: new Date(1) })?.message).toMatch(
@@ -396,6 +412,49 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       })
       expect((yield* Effect.flip(recurring.addOrUpdate(badPayload)))._tag).toBe("InvalidPayload")
       expect(yield* recurring.list).toEqual([])
+    }))
+
+  it.scoped("a definition that cannot be fired is set aside, shown with its error and logged once; the others go on", () =>
+    Effect.gen(function*() {
+      yield* clean
+      const logs = yield* captureLogs
+      const sql = yield* SqlClient.SqlClient
+      const { schema } = yield* TestDatabase.TestDatabase
+      const clock = settableClock("2026-05-01T00:00:00Z")
+      const recurring = yield* service()
+      yield* clock.use(
+        recurring.addOrUpdate(
+          Recurring.make("every-second", { job: Report, payload: { kind: "s" }, every: "1 second" })
+        )
+      )
+      // As stored by an older version, whose interval checks let 2^53 ms through: its next tick is no date.
+      yield* sql`INSERT INTO ${sql(schema)}.recurring (id, job_name, queue, priority, max_attempts, payload, every_ms,
+          anchor_at, misfire, source, next_run_at)
+        VALUES ('huge', 'report', 'reports', 0, 20, '{"kind":"h"}', ${2 ** 53}, ${clock.now}, 'runOnce', 'api',
+          ${clock.now})`
+      for (const at of ["2026-05-01T00:00:01Z", "2026-05-01T00:00:02Z", "2026-05-01T00:00:03Z"]) {
+        clock.set(at)
+        yield* clock.use(recurring.fireDue)
+      }
+      expect(yield* ticksOf("every-second")).toEqual([
+        "2026-05-01T00:00:00.000Z",
+        "2026-05-01T00:00:01.000Z",
+        "2026-05-01T00:00:02.000Z",
+        "2026-05-01T00:00:03.000Z"
+      ])
+      // Its tick after the due one is no date: it is set aside before it fires anything.
+      expect(yield* ticksOf("huge")).toEqual([])
+      const huge = Option.getOrThrow(yield* recurring.get("huge"))
+      expect(Option.getOrThrow(huge.error)).toMatch(/its tick is not a valid date|outside the years 0 to 9999/)
+      expect(huge.nextRunAt).toEqual(Option.none())
+      const listed = (yield* recurring.list).find((info) => info.id === "huge")
+      expect(listed?.error).toEqual(huge.error)
+      expect((yield* logs).filter((line) => line.includes(`Recurring "huge" is set aside`))).toHaveLength(1)
+      expect(Option.isNone(Option.getOrThrow(yield* recurring.get("every-second")).error)).toBe(true)
+      // Resuming tries again, and keeps it aside while its next tick still cannot be fired.
+      const resumed = yield* clock.use(recurring.resume("huge"))
+      expect(resumed.error).toEqual(huge.error)
+      expect(resumed.nextRunAt).toEqual(Option.none())
     }))
 
   it.scoped("the cron helpers produce the expressions their names say", () =>

@@ -353,7 +353,7 @@ describe("Worker.cron", () => {
       ])
     }))
 
-  it.scoped("runs a tick inside the skipped hour once, an hour later (Europe/Berlin)", () =>
+  it.scoped("runs a tick inside the skipped hour once, when the gap ends (Europe/Berlin)", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(at("2026-03-28T12:00:00Z"))
       const { runs, task } = yield* recorder
@@ -363,12 +363,12 @@ describe("Worker.cron", () => {
       for (let i = 0; i < 2 * 24 * 2; i++) yield* Testing.advance("30 minutes")
       yield* registry.awaitStatus("gap", (s) => s.iterations === 2)
       assert.deepStrictEqual((yield* Ref.get(runs)).map((t) => new Date(t).toISOString()), [
-        "2026-03-29T01:30:00.000Z", // 02:30 does not exist that night: runs at 03:30 CEST
+        "2026-03-29T01:00:00.000Z", // 02:30 does not exist that night: runs at 03:00 CEST
         "2026-03-30T00:30:00.000Z" // 02:30 CEST
       ])
     }))
 
-  it.scoped("runs a time in the repeated hour once on a fall-back day (America/New_York)", () =>
+  it.scoped("an hourly-or-finer expression runs through both passes of a fall-back hour (America/New_York)", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(at("2026-10-31T12:00:00Z"))
       const { runs, task } = yield* recorder
@@ -381,12 +381,14 @@ describe("Worker.cron", () => {
       assert.strictEqual(new Set(ticks).size, ticks.length)
       const local = ticks
         .filter((t) => t >= "2026-11-01T04:00:00.000Z" && t < "2026-11-01T08:00:00.000Z")
-      // 00:00, 00:30, 01:00 EDT, 01:30 EDT, then 02:00 EST: the repeated 01:xx hour runs once
+      // 00:00, 00:30, 01:00 EDT, 01:30 EDT, 01:00 EST, 01:30 EST, 02:00 EST: every 30 minutes of elapsed time
       assert.deepStrictEqual(local, [
         "2026-11-01T04:00:00.000Z",
         "2026-11-01T04:30:00.000Z",
         "2026-11-01T05:00:00.000Z",
         "2026-11-01T05:30:00.000Z",
+        "2026-11-01T06:00:00.000Z",
+        "2026-11-01T06:30:00.000Z",
         "2026-11-01T07:00:00.000Z",
         "2026-11-01T07:30:00.000Z"
       ])

@@ -1,9 +1,8 @@
-import type { Clock, Cron, Layer, MetricHook, MetricKeyType, Runtime } from "effect"
+import type { Clock, Layer, MetricHook, MetricKeyType, Runtime } from "effect"
 import {
   Cause,
   Chunk,
   Context,
-  Cron as CronModule,
   Effect,
   Exit,
   FiberRefs,
@@ -23,6 +22,7 @@ import * as Metrics from "../Metrics.js"
 import { WorkerFailed } from "../WorkerError.js"
 import type { WorkerStatus } from "../WorkerStatus.js"
 import { IterationScope } from "./iterationScope.js"
+import { type CronTicks, nextTick, tickFrom } from "./recurring/schedule.js"
 import { causeText, FiberTracker, type Managed, type Registry, StatusCell } from "./registry.js"
 import type { TimerEntry } from "./timer.js"
 
@@ -36,7 +36,7 @@ export type Timing =
     /** Set instead of `schedule` for a plain interval: stepped without running an effect. */
     readonly everyMillis?: number | undefined
   }
-  | { readonly _tag: "Cron"; readonly cron: Cron.Cron; readonly overlap: Overlap }
+  | { readonly _tag: "Cron"; readonly ticks: CronTicks; readonly overlap: Overlap }
 
 export interface Common {
   readonly name: string
@@ -419,7 +419,8 @@ export class ScheduledWorker extends Base {
     const from = now + this.initialDelayMillis
     this.status.set("idle")
     if (this.timing._tag === "Cron") {
-      this.scheduleAt(CronModule.next(this.timing.cron, new Date(from - 1)).getTime())
+      const ticks = this.timing.ticks
+      this.scheduleTick(() => tickFrom(ticks, new Date(from)), from - 1)
     } else {
       this.scheduleAt(from)
     }
@@ -428,9 +429,10 @@ export class ScheduledWorker extends Base {
   protected fire(): void {
     if (this.stopping) return
     if (this.timing._tag === "Cron") {
-      const now = this.clock.unsafeCurrentTimeMillis()
       // Next tick after this one, or after now when the process was paused past several ticks.
-      this.scheduleAt(CronModule.next(this.timing.cron, new Date(Math.max(this.entry.at, now))).getTime())
+      const from = Math.max(this.entry.at, this.clock.unsafeCurrentTimeMillis())
+      const ticks = this.timing.ticks
+      this.scheduleTick(() => nextTick(ticks, new Date(from)), from)
       if (this.running > 0) {
         switch (this.timing.overlap) {
           case "skip": {
@@ -451,6 +453,20 @@ export class ScheduledWorker extends Base {
       this.status.nextRunAt = undefined
     }
     this.launch()
+  }
+
+  /** Schedules a cron tick; never at or before `from`, which the timer would fire at once, again and again. */
+  private scheduleTick(next: () => Date | undefined, from: number): void {
+    let at: number | undefined
+    try {
+      at = next()?.getTime()
+    } catch {
+      at = undefined
+    }
+    if (at !== undefined && at > from) return this.scheduleAt(at)
+    this.status.nextRunAt = undefined
+    this.status.lastError = `no cron tick after ${new Date(from).toISOString()}`
+    this.status.set("failed")
   }
 
   /** Decides the next run once an iteration has ended at `now`; called from the iteration's fiber. */

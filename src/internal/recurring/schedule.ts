@@ -69,11 +69,45 @@ const overlapEnd = (zone: DateTime.TimeZone, at: Date): Date => {
   return new Date(transition.getTime() + (length > 0 ? length : 3_600_000))
 }
 
+/** The expression read at a fixed offset, parsed once per offset. */
+const atOffset = (ticks: CronTicks, offset: number): Cron.Cron => {
+  let fixed = ticks.fixed.get(offset)
+  if (fixed === undefined) {
+    fixed = Either.getOrThrow(Cron.parse(ticks.expression, DateTime.zoneMakeOffset(offset)))
+    ticks.fixed.set(offset, fixed)
+  }
+  return fixed
+}
+
+const threeHours = 3 * 3_600_000
+
+/**
+ * Applies the gap rule to `next`, Effect's answer for an expression naming
+ * its hours: Effect moves a wall time that a spring-forward skips by the
+ * gap's length, and may return that moved time even when the expression also
+ * names the hour after the gap, or after the gap's run has been fired.
+ */
+const throughGap = (ticks: CronTicks, after: Date, next: Date): Date => {
+  const offset = offsetAt(ticks.zone, next)
+  const offsetBefore = offsetAt(ticks.zone, new Date(next.getTime() - threeHours))
+  if (offset <= offsetBefore) return next
+  const transition = transitionBefore(ticks.zone, next)
+  const gapEnd = transition.getTime() + offset - offsetBefore
+  if (next.getTime() >= gapEnd) return next
+  if (transition > after) {
+    // Read at the offset before the change, the instants of the gap are its skipped wall times.
+    const skipped = Cron.next(atOffset(ticks, offsetBefore), new Date(transition.getTime() - 1))
+    return skipped.getTime() < gapEnd ? transition : next
+  }
+  // The gap's run is done: a moved wall time is not run again, a real one is.
+  return Cron.match(ticks.cron, next) ? next : nextCron(ticks, new Date(gapEnd - 1))
+}
+
 /**
  * The next tick of a cron expression strictly after `after`, with our rules
- * for daylight saving time:
+ * for daylight saving time, shared by cron workers and recurring jobs:
  * - a wall time that a spring-forward gap skips runs at the first instant
- *   after the gap (Effect's `Cron.next` moves it by the gap's length instead);
+ *   after the gap, once however many skipped wall times match;
  * - in a fall-back overlap, an expression naming its hours runs once, in the
  *   first pass; one whose hour field is `*` runs in both passes, keeping its
  *   spacing in elapsed time.
@@ -87,17 +121,10 @@ const nextCron = (ticks: CronTicks, after: Date): Date => {
   if (ticks.everyHour) {
     const offset = offsetAt(ticks.zone, after)
     if (!inOverlap && offset === offsetAt(ticks.zone, next)) return next
-    let fixed = ticks.fixed.get(offset)
-    if (fixed === undefined) {
-      fixed = Either.getOrThrow(Cron.parse(ticks.expression, DateTime.zoneMakeOffset(offset)))
-      ticks.fixed.set(offset, fixed)
-    }
-    const second = Cron.next(fixed, after)
+    const second = Cron.next(atOffset(ticks, offset), after)
     return second > after && second < next && Cron.match(ticks.cron, second) ? second : next
   }
-  if (Cron.match(ticks.cron, next)) return next
-  const end = transitionBefore(ticks.zone, next)
-  return end > after ? end : next
+  return throughGap(ticks, after, next)
 }
 
 /** The next tick strictly after `after`, or `undefined` when the definition has ended. */
@@ -111,6 +138,9 @@ export const nextTick = (ticks: Ticks, after: Date): Date | undefined => {
   } else {
     const from = ticks.start !== undefined && ticks.start > after ? new Date(ticks.start.getTime() - 1) : after
     next = nextCron(ticks, from)
+    // Never at or before the instant it is asked from, whatever the zone does: a caller would fire it at once.
+    if (next <= from) next = nextCron(ticks, new Date(from.getTime() + 1_000))
+    if (next <= from) throw new Error(`no cron tick after ${from.toISOString()}`)
   }
   return ticks.end !== undefined && next > ticks.end ? undefined : next
 }

@@ -50,6 +50,7 @@
  *
  *   Recurring (#/recurring)
  *     data-testid="recurring-<id>"          row, with data-paused="true" | "false"
+ *     data-testid="recurring-error-<id>"    why a definition was set aside, when it was
  *     data-testid="recurring-trigger-<id>"  data-action="trigger"
  *     data-testid="recurring-pause-<id>"    data-action="pause"; "recurring-resume-<id>" data-action="resume"
  *
@@ -1424,7 +1425,12 @@ const renderRecurring = (items, ctx) => {
             h("td", null, schedule(r)),
             h("td", { class: "nowrap" }, misfireText(r.misfire)),
             h("td", null, badge(r.source, r.source === "code" ? "code" : "api")),
-            h("td", null, r.paused ? badge("paused", "paused") : badge("active", "active")),
+            h(
+              "td",
+              null,
+              r.paused ? badge("paused", "paused") : r.error ? badge("set aside", "paused") : badge("active", "active"),
+              r.error ? h("div", { class: "small", "data-testid": `recurring-error-${r.id}` }, r.error) : null
+            ),
             h(
               "td",
               { class: "nowrap" },
