@@ -10,12 +10,19 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, Duration, Effect, Layer, Option, ParseResult, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Option } from "effect"
 import * as Statements from "./internal/jobs/statements.js"
 import * as Store from "./internal/jobs/store.js"
+import * as Values from "./internal/jobs/values.js"
 import type * as Job from "./Job.js"
 import type { JobInfo, JobState } from "./Job.js"
-import { InvalidJobOptions, InvalidJobState, InvalidPayload, JobNotFound, type MigrationError } from "./JobError.js"
+import {
+  InvalidJobOptions,
+  InvalidJobState,
+  type InvalidPayload,
+  JobNotFound,
+  type MigrationError
+} from "./JobError.js"
 import * as Migrations from "./Migrations.js"
 
 /**
@@ -154,16 +161,45 @@ const delayMillis = (job: Job.Any, delay: Duration.DurationInput | undefined) =>
     )
 }
 
-/** Encodes the payloads, all in one go; a failure names the index of the bad payload among many. */
-const encodePayloads = <P, I>(job: Job.Job<P, I, any, any, any>, payloads: ReadonlyArray<P>) =>
-  (payloads.length === 1
-    ? Effect.map(Schema.encode(job.payload)(payloads[0]), (encoded) => [encoded])
-    : Schema.encode(Schema.Array(job.payload))(payloads)).pipe(
-      Effect.map((encoded) => encoded.map((payload) => JSON.stringify(payload))),
-      Effect.mapError((error) =>
-        new InvalidPayload({ job: job.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
+/** Checks the options given at enqueue that PostgreSQL would refuse, before any statement. */
+const checkEnqueue = (job: Job.Any, options: EnqueueOptions) => {
+  const invalid = (option: string, reason: string) =>
+    Effect.fail(new InvalidJobOptions({ job: job.name, option, reason }))
+  if (options.queue !== undefined) {
+    const problem = Values.nameProblem(options.queue)
+    if (problem !== undefined) return invalid("queue", problem)
+  }
+  const runAt: unknown = options.runAt
+  if (runAt !== undefined) {
+    if (!(runAt instanceof Date) || Number.isNaN(runAt.getTime())) {
+      return invalid("runAt", `must be a valid Date, got ${String(runAt)}`)
+    }
+    if (runAt.getTime() < Values.minTimestampMillis) {
+      return invalid(
+        "runAt",
+        `must not be before 4714-11-24 BC (PostgreSQL's earliest time), got ${runAt.toISOString()}`
       )
-    )
+    }
+  }
+  return Effect.void
+}
+
+/** The unique keys of `payloads`, checked: a key PostgreSQL would refuse fails before anything is inserted. */
+const uniqueKeys = <P>(job: Job.Any, payloads: ReadonlyArray<P>, key: (payload: P) => unknown) =>
+  Effect.forEach(payloads, (payload, i) => {
+    const k = key(payload)
+    if (k === null) return Effect.succeed(null)
+    const problem = Values.uniqueKeyProblem(k)
+    return problem === undefined
+      ? Effect.succeed(k as string)
+      : Effect.fail(
+        new InvalidJobOptions({
+          job: job.name,
+          option: "uniqueKey",
+          reason: payloads.length === 1 ? problem : `of payloads[${i}] ${problem}`
+        })
+      )
+  })
 
 /**
  * Builds the client on `SqlClient`, applying the migrations first unless
@@ -185,15 +221,13 @@ export const make = (
       job: Job.Job<P, I, any, any, any>,
       payloads: ReadonlyArray<P>,
       options: EnqueueOptions,
-      key: (payload: P) => string | null
+      key: (payload: P) => unknown
     ) =>
       Effect.gen(function*() {
         if (job.invalid !== undefined) return yield* job.invalid
-        const encoded = yield* encodePayloads(job, payloads)
+        const encoded = yield* Values.encodePayloads(job, payloads)
         const delay = yield* delayMillis(job, options.delay)
-        if (options.runAt !== undefined && Number.isNaN(options.runAt.getTime())) {
-          return yield* new InvalidJobOptions({ job: job.name, option: "runAt", reason: "is an invalid Date" })
-        }
+        yield* checkEnqueue(job, options)
         if (options.priority !== undefined && !Number.isSafeInteger(options.priority)) {
           return yield* new InvalidJobOptions({
             job: job.name,
@@ -201,7 +235,7 @@ export const make = (
             reason: `must be an integer, got ${options.priority}`
           })
         }
-        const keys = payloads.map(key)
+        const keys = yield* uniqueKeys(job, payloads, key)
         const newJob: Statements.NewJob = {
           name: job.name,
           queue: options.queue ?? job.queue,

@@ -25,7 +25,11 @@ export class InvalidJobOptions extends Schema.TaggedError<InvalidJobOptions>()("
 }
 
 /**
- * A payload the job's schema rejects, at enqueue. Nothing was inserted.
+ * A payload that cannot be stored, at enqueue or at a recurring definition:
+ * the job's schema rejects it, or its encoded form would not read back from
+ * JSON as it is (`undefined`, a function, `NaN`, a `Date` object, a bigint, a
+ * cycle, nesting deeper than 1,000 levels, text with a NUL or a lone UTF-16
+ * surrogate). `issue` says where and why. Nothing was inserted.
  *
  * @since 0.1.0
  * @category errors
@@ -35,7 +39,7 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
   issue: Schema.String
 }) {
   override get message(): string {
-    return `Job "${this.job}": the payload does not match its schema, nothing was enqueued:\n${this.issue}`
+    return `Job "${this.job}": the payload cannot be stored, nothing was enqueued: ${this.issue}`
   }
 }
 
