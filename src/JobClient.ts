@@ -212,7 +212,7 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<JobClientService, MigrationError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const schema = options.schema ?? Migrations.defaultSchema
+    const schema = yield* Values.validSchema(options.schema ?? Migrations.defaultSchema)
     yield* options.migrate === false ? Migrations.check({ schema }) : Migrations.run({ schema })
     const sql = yield* SqlClient.SqlClient
     const store = new Store.Store(sql, schema)

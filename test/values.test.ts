@@ -6,7 +6,7 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Either, Layer, Option, Schema } from "effect"
-import { Job, JobClient, Recurring } from "effect-workers"
+import { Job, JobClient, Migrations, Recurring } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 
 const ClientLive = Layer.unwrapEffect(
@@ -258,5 +258,63 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(error.message).toContain(`option "uniqueKey" of payloads[1] contains a NUL character`)
       expect(yield* countOf("keyed")).toBe(0)
       expect(Either.isRight(yield* Effect.either(client.enqueue(job, { k: "a" })))).toBe(true)
+    }))
+})
+
+const schemasNamed = (names: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ readonly nspname: string }>`SELECT nspname FROM pg_namespace
+      WHERE nspname = ANY(${names}::text[])`
+    return rows.map((row) => row.nspname)
+  })
+
+layer(TestDatabase.layer, { excludeTestServices: true })("schema names", (it) => {
+  it.scoped("a schema name outside the allowed ones is refused before any statement, by every layer that takes it", () =>
+    Effect.gen(function*() {
+      const { schema } = yield* TestDatabase.TestDatabase
+      const sql = yield* SqlClient.SqlClient
+      // The schema a `$$` would have become in a string replacement.
+      const decoy = `${schema}$x`
+      yield* Effect.acquireRelease(
+        sql`CREATE SCHEMA ${sql(decoy)}`,
+        () => Effect.orDie(sql`DROP SCHEMA ${sql(decoy)} CASCADE`)
+      )
+      const names = [`${schema}$$x`, `${schema}.x`, `${schema}"x`, "", "Upper", "1st", "pg_jobs", "a b", "x".repeat(49)]
+      for (const name of names) {
+        for (
+          const attempt of [
+            Migrations.run({ schema: name }),
+            Migrations.check({ schema: name }),
+            Layer.build(JobClient.layer({ schema: name })),
+            Layer.build(Migrations.layer({ schema: name }))
+          ]
+        ) {
+          const error = yield* Effect.flip(attempt)
+          expect(error._tag, name).toBe("MigrationError")
+          expect(error.message, name).toContain(`option "schema" must be 1 to 48 lowercase letters`)
+        }
+      }
+      const [{ n }] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM information_schema.tables
+        WHERE table_schema = ${decoy}`
+      expect(n).toBe(0)
+      expect(yield* schemasNamed(names)).toEqual([])
+    }))
+
+  it.scoped("an allowed schema name gets every table, and the client stores its jobs there", () =>
+    Effect.gen(function*() {
+      const { schema } = yield* TestDatabase.TestDatabase
+      const sql = yield* SqlClient.SqlClient
+      const name = `_${schema}_9`.slice(0, 48)
+      yield* Effect.addFinalizer(() => Effect.orDie(sql`DROP SCHEMA IF EXISTS ${sql(name)} CASCADE`))
+      const client = yield* Effect.provide(JobClient.JobClient, JobClient.layer({ schema: name }))
+      const tables = yield* sql<{ readonly table_name: string }>`SELECT table_name FROM information_schema.tables
+        WHERE table_schema = ${name} ORDER BY table_name`
+      expect(tables.map((t) => t.table_name)).toEqual(["jobs", "migrations", "queues", "recurring", "runners"])
+      const { id } = yield* client.enqueue(jobOf("in-schema", Schema.Struct({})), {})
+      const [{ n }] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM ${sql(name)}.jobs
+        WHERE id = ${id}::bigint`
+      expect(n).toBe(1)
+      yield* Migrations.check({ schema: name })
     }))
 })

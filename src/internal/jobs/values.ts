@@ -5,7 +5,7 @@
  * which the driver turns into U+FFFD).
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
-import { InvalidPayload } from "../../JobError.js"
+import { InvalidPayload, MigrationError } from "../../JobError.js"
 
 /** Deeper payloads are refused: JSON's parsers and Schema's decoders recurse per level. */
 export const maxDepth = 1_000
@@ -194,3 +194,22 @@ export const encodePayloads = <P, I>(
     })
   )
 }
+
+/**
+ * Allowed schema names. Notifications go on a channel named after the schema, and channel names have at
+ * most 63 bytes: 48 leave room for the prefix. Without quotes, dots or dollars, a name is the same in every
+ * statement, quoted or not, in the client's and in users' own SQL.
+ */
+const schemaName = /^(?!pg_)[a-z_][a-z0-9_]{0,47}$/
+
+/** Checks a schema name given as an option (`JobClient`, `Migrations`). */
+export const validSchema = (schema: unknown): Effect.Effect<string, MigrationError> =>
+  typeof schema === "string" && schemaName.test(schema)
+    ? Effect.succeed(schema)
+    : Effect.fail(
+      new MigrationError({
+        schema: String(schema),
+        reason: "option \"schema\" must be 1 to 48 lowercase letters, digits and underscores, not starting with a " +
+          `digit or "pg_", got ${typeof schema === "string" ? JSON.stringify(schema) : String(schema)}`
+      })
+    )
