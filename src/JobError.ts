@@ -159,3 +159,35 @@ export class RecurringNotFound extends Schema.TaggedError<RecurringNotFound>()("
     return `No recurring definition with id "${this.id}"`
   }
 }
+
+/**
+ * The database could not be reached when the connection was first made
+ * (see `Database.layer`). `reason` is what went wrong: `refused` (nothing
+ * listens at host:port), `unknown host`, `authentication` (a wrong user or
+ * password), `database missing`, `timeout`, or `other`; `detail` is the
+ * server's or the system's own words. The password is never part of it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>()("DatabaseUnavailable", {
+  host: Schema.String,
+  port: Schema.Number,
+  database: Schema.String,
+  user: Schema.String,
+  reason: Schema.Literal("refused", "unknown host", "authentication", "database missing", "timeout", "other"),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    const where = `PostgreSQL at ${this.host}:${this.port} (database "${this.database}", user "${this.user}")`
+    const why = {
+      "refused": "the connection was refused: is the server running, and listening on this host and port?",
+      "unknown host": `the host name "${this.host}" could not be resolved`,
+      "authentication": "authentication failed: check the user and the password",
+      "database missing": `the database "${this.database}" does not exist`,
+      "timeout": "no answer in time: check the host, the port and firewalls",
+      "other": "connecting failed"
+    }[this.reason]
+    return `Cannot connect to ${where}: ${why} (${this.detail})`
+  }
+}
