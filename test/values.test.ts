@@ -5,8 +5,8 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Layer, Option, Schema } from "effect"
-import { Job, JobClient, Migrations, Recurring } from "effect-workers"
+import { Effect, Either, Layer, Option, Schedule, Schema } from "effect"
+import { Job, JobClient, Migrations, Recurring, Testing } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 
 const ClientLive = Layer.unwrapEffect(
@@ -316,5 +316,30 @@ layer(TestDatabase.layer, { excludeTestServices: true })("schema names", (it) =>
         WHERE id = ${id}::bigint`
       expect(n).toBe(1)
       yield* Migrations.check({ schema: name })
+    }))
+})
+
+layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("stored outcomes", (it) => {
+  it.effect("results and errors keep the text \\u0000 as it is; only real NUL characters and lone surrogates change", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const path = "C:\\u0000dir\\ud800"
+      const Windows = Job.make("windows-path", {
+        payload: Schema.Struct({}),
+        result: Schema.Array(Schema.String),
+        maxAttempts: 2,
+        backoff: Schedule.spaced("1 millis"),
+        handler: () =>
+          Effect.flatMap(Job.JobContext, (job) =>
+            job.attempt === 1
+              ? Effect.fail(new Error(`cannot open ${path}, nul \u0000 here`))
+              : Effect.succeed([path, "a\u0000b", "c\udc00d"]))
+      })
+      const { id } = yield* client.enqueue(Windows, {})
+      const drained = yield* Testing.drainQueue({ jobs: [Windows] })
+      expect(drained.completed).toBe(1)
+      const info = yield* Effect.map(client.get(id), Option.getOrThrow)
+      expect(info.result).toEqual([path, "a\ufffdb", "c\ufffdd"])
+      expect(info.errors[0].message).toBe(`Error: cannot open ${path}, nul \ufffd here`)
     }))
 })
