@@ -5,8 +5,9 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Effect, Either, Layer, Option, Schedule, Schema } from "effect"
+import { Effect, Either, FastCheck as fc, Layer, Option, Schedule, Schema } from "effect"
 import { Job, JobClient, Migrations, Recurring, Testing } from "effect-workers"
+import { isDeepStrictEqual } from "node:util"
 import * as TestDatabase from "./support/database.js"
 
 const ClientLive = Layer.unwrapEffect(
@@ -341,5 +342,104 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const info = yield* Effect.map(client.get(id), Option.getOrThrow)
       expect(info.result).toEqual([path, "a\ufffdb", "c\ufffdd"])
       expect(info.errors[0].message).toBe(`Error: cannot open ${path}, nul \ufffd here`)
+    }))
+})
+
+/** Sparse-array holes, in {@link normalized}: equal to nothing JSON gives back. */
+const hole = Symbol("hole")
+
+/** What JSON and PostgreSQL give back for `value` when it can be stored: properties set to `undefined` left out, `-0` as `0`. */
+const normalized = (value: unknown): unknown => {
+  if (Object.is(value, -0)) return 0
+  if (Array.isArray(value)) {
+    return Array.from({ length: value.length }, (_, i) => i in value ? normalized(value[i]) : hole)
+  }
+  if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = normalized(v)
+    return out
+  }
+  return value
+}
+
+// UTF-8 cannot carry a lone surrogate: it comes back as U+FFFD.
+const storable = (text: string) => !text.includes("\u0000") && Buffer.from(text).toString() === text
+
+/** The oracle: JSON gives the value back, and PostgreSQL takes every string in it. */
+const storableAsJson = (value: unknown): boolean => {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value)
+  } catch {
+    return false
+  }
+  if (json === undefined) return false
+  const strings: Array<string> = []
+  const back = JSON.parse(json, (key, v) => {
+    strings.push(key)
+    if (typeof v === "string") strings.push(v)
+    return v
+  })
+  return strings.every(storable) && isDeepStrictEqual(back, normalized(value))
+}
+
+const leaf = fc.oneof(
+  fc.double(),
+  fc.integer(),
+  fc.string(),
+  fc.string16bits({ maxLength: 4 }),
+  fc.constantFrom(undefined, null, true, false, "\u0000", "a\ud800", -0, NaN, Infinity),
+  fc.bigInt(),
+  fc.date({ noInvalidDate: true }),
+  fc.constant(() => 1)
+)
+const shapes = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: "small", withCrossShrink: true }, leaf, tie("array"), tie("sparse"), tie("object")),
+  array: fc.array(tie("value"), { maxLength: 4 }),
+  sparse: fc.sparseArray(tie("value"), { maxLength: 4 }),
+  object: fc.dictionary(fc.oneof(fc.string(), fc.string16bits({ maxLength: 3 })), tie("value"), { maxKeys: 4 })
+})).value
+
+layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("payload properties", (it) => {
+  it.effect("any value: stored and read back as JSON gives it, or refused with InvalidPayload and nothing inserted", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const job = jobOf("property", Schema.Unknown)
+      const values = fc.sample(shapes, { numRuns: 300, seed: 42 })
+      let stored = 0
+      let refusedCount = 0
+      for (const value of values) {
+        const result = yield* Effect.either(client.enqueue(job, value))
+        if (storableAsJson(value)) {
+          expect(Either.isRight(result), fc.stringify(value)).toBe(true)
+          const info = yield* Effect.map(client.get(Either.getOrThrow(result).id), Option.getOrThrow)
+          expect(info.payload).toStrictEqual(normalized(value))
+          stored++
+        } else {
+          expect(Either.isLeft(result) && result.left._tag, fc.stringify(value)).toBe("InvalidPayload")
+          refusedCount++
+        }
+        expect(yield* countOf("property")).toBe(stored)
+      }
+      // The sample covers both sides.
+      expect(stored).toBeGreaterThan(30)
+      expect(refusedCount).toBeGreaterThan(30)
+    }))
+
+  it.effect("enqueueMany of any values inserts all of them, or none", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const job = jobOf("property-many", Schema.Unknown)
+      let stored = 0
+      for (const batch of fc.sample(fc.array(shapes, { minLength: 1, maxLength: 6 }), { numRuns: 100, seed: 7 })) {
+        const result = yield* Effect.either(client.enqueueMany(job, batch))
+        if (batch.every(storableAsJson)) {
+          expect(Either.isRight(result), fc.stringify(batch)).toBe(true)
+          stored += batch.length
+        } else {
+          expect(Either.isLeft(result) && result.left._tag, fc.stringify(batch)).toBe("InvalidPayload")
+        }
+        expect(yield* countOf("property-many")).toBe(stored)
+      }
     }))
 })
