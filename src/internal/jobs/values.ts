@@ -20,9 +20,13 @@ export const maxUniqueKeyBytes = 2_000
 export const minTimestampMillis = -210_866_803_200_000
 
 const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+/** Cheap first look: most text has neither a NUL nor any surrogate. */
+// eslint-disable-next-line no-control-regex
+const suspect = /[\u0000\uD800-\uDFFF]/
 
 /** Why PostgreSQL would refuse or change `text`, or `undefined`. */
 export const textProblem = (text: string): string | undefined => {
+  if (!suspect.test(text)) return undefined
   const nul = text.indexOf("\u0000")
   if (nul >= 0) return `contains a NUL character (U+0000) at index ${nul}, which PostgreSQL cannot store`
   const surrogate = lone.exec(text)
@@ -63,6 +67,8 @@ const child = (path: string, key: string | number) =>
 interface Walk {
   /** An object property is `undefined`: JSON leaves it out. */
   omits: boolean
+  /** Where the problem is, innermost first; filled in on the way out, so that good values build no paths. */
+  readonly at: Array<string | number>
 }
 
 /**
@@ -70,81 +76,80 @@ interface Walk {
  * `undefined`. Only plain objects, arrays, finite numbers, well-formed
  * strings, booleans and `null` do; `-0` reads back as `0`.
  */
-const jsonProblem = (
-  value: unknown,
-  path: string,
-  depth: number,
-  parents: Set<object>,
-  walk: Walk
-): string | undefined => {
+const jsonProblem = (value: unknown, depth: number, parents: Array<object>, walk: Walk): string | undefined => {
   switch (typeof value) {
     case "string": {
       const problem = textProblem(value)
-      return problem === undefined ? undefined : `${path}: the text ${problem}`
+      return problem === undefined ? undefined : `the text ${problem}`
     }
     case "number":
-      return Number.isFinite(value) ? undefined : `${path}: ${value} is not a JSON number (it would be stored as null)`
+      return Number.isFinite(value) ? undefined : `${value} is not a JSON number (it would be stored as null)`
     case "boolean":
       return undefined
     case "undefined":
-      return `${path}: undefined cannot be stored as JSON`
+      return "undefined cannot be stored as JSON"
     case "bigint":
-      return `${path}: a bigint (${value}n) cannot be stored as JSON; encode it with a schema such as Schema.BigInt`
+      return `a bigint (${value}n) cannot be stored as JSON; encode it with a schema such as Schema.BigInt`
     case "function":
     case "symbol":
-      return `${path}: a ${typeof value} cannot be stored as JSON`
+      return `a ${typeof value} cannot be stored as JSON`
   }
   if (value === null) return undefined
   const object = value as object
-  if (depth >= maxDepth) return `${path}: nesting deeper than ${maxDepth} levels cannot be stored`
-  if (parents.has(object)) return `${path}: the value contains itself (a cycle)`
+  if (depth >= maxDepth) return `nesting deeper than ${maxDepth} levels cannot be stored`
+  if (parents.includes(object)) return "the value contains itself (a cycle)"
   if (object instanceof Date) {
-    return `${path}: a Date object would be stored as a string; encode it with a schema such as Schema.Date`
+    return "a Date object would be stored as a string; encode it with a schema such as Schema.Date"
   }
   const isArray = Array.isArray(object)
   const proto = Object.getPrototypeOf(object)
   if (!isArray && proto !== Object.prototype && proto !== null) {
     const name = (proto as { readonly constructor?: { readonly name?: unknown } }).constructor?.name
-    return `${path}: an object of class ${typeof name === "string" && name !== "" ? name : "(anonymous)"} ` +
+    return `an object of class ${typeof name === "string" && name !== "" ? name : "(anonymous)"} ` +
       "would not read back from JSON as it is; only plain objects and arrays can be stored"
   }
-  parents.add(object)
-  try {
-    if (isArray) {
-      const array = object as ReadonlyArray<unknown>
-      for (let i = 0; i < array.length; i++) {
-        if (!(i in array)) return `${child(path, i)}: an empty array slot would be stored as null`
-        const problem = jsonProblem(array[i], child(path, i), depth + 1, parents, walk)
-        if (problem !== undefined) return problem
+  // A problem ends the walk, so `parents` needs no cleaning on the way out.
+  parents.push(object)
+  if (isArray) {
+    const array = object as ReadonlyArray<unknown>
+    for (let i = 0; i < array.length; i++) {
+      const problem = i in array
+        ? jsonProblem(array[i], depth + 1, parents, walk)
+        : "an empty array slot would be stored as null"
+      if (problem !== undefined) {
+        walk.at.push(i)
+        return problem
       }
-      return undefined
     }
+  } else {
     const record = object as Readonly<Record<string, unknown>>
-    for (const key in record) {
-      if (!Object.prototype.hasOwnProperty.call(record, key)) continue
+    for (const key of Object.keys(record)) {
       const keyProblem = textProblem(key)
-      if (keyProblem !== undefined) return `${child(path, key)}: the property name ${keyProblem}`
       const item = record[key]
-      if (item === undefined) {
+      if (keyProblem === undefined && item === undefined) {
         walk.omits = true
         continue
       }
-      const problem = jsonProblem(item, child(path, key), depth + 1, parents, walk)
-      if (problem !== undefined) return problem
+      const problem = keyProblem === undefined
+        ? jsonProblem(item, depth + 1, parents, walk)
+        : `the property name ${keyProblem}`
+      if (problem !== undefined) {
+        walk.at.push(key)
+        return problem
+      }
     }
-    return undefined
-  } finally {
-    parents.delete(object)
   }
+  parents.pop()
+  return undefined
 }
 
 /** A payload's encoded form as JSON text, or why it cannot be stored; `omits` when a property was left out. */
 const toJson = (encoded: unknown, path: string): Either.Either<{ json: string; omits: boolean }, string> => {
-  const walk: Walk = { omits: false }
-  const problem = jsonProblem(encoded, path, 0, new Set(), walk)
+  const walk: Walk = { omits: false, at: [] }
+  const problem = jsonProblem(encoded, 0, [], walk)
   return problem === undefined
     ? Either.right({ json: JSON.stringify(encoded), omits: walk.omits })
-    : Either.left(problem)
+    : Either.left(`${walk.at.reduceRight<string>(child, path)}: ${problem}`)
 }
 
 const pathOf = (index: number, count: number) => count === 1 ? "payload" : `payloads[${index}]`
