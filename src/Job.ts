@@ -17,6 +17,7 @@
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Duration, Effect, Either, type Option, Schedule, Schema } from "effect"
+import * as Values from "./internal/jobs/values.js"
 import * as Check from "./internal/options.js"
 import { InvalidJobOptions, Snooze, Unrecoverable } from "./JobError.js"
 
@@ -276,6 +277,15 @@ const checkOptions = (name: string, options: Options<any, any, any, any, any>): 
   return undefined
 }
 
+/** A name or queue PostgreSQL would refuse (a NUL, a lone surrogate), or that no runner could claim (empty). */
+const checkText = (name: string, options: Options<any, any, any, any, any>): InvalidJobOptions | undefined => {
+  for (const [option, value] of [["name", name], ["queue", options.queue ?? "default"]] as const) {
+    const problem = Values.nameProblem(value)
+    if (problem !== undefined) return new InvalidJobOptions({ job: String(name), option, reason: problem })
+  }
+  return undefined
+}
+
 /**
  * Defines a job. A wrong option does not throw: enqueueing the job, and
  * building a runner that runs it, fail with `InvalidJobOptions`.
@@ -284,7 +294,7 @@ const checkOptions = (name: string, options: Options<any, any, any, any, any>): 
  * @category constructors
  */
 export const make = <P, I, A, E, R>(name: string, options: Options<P, I, A, E, R>): Job<P, I, A, E, R> => {
-  const invalid = checkOptions(name, options)
+  const invalid = checkText(name, options) ?? checkOptions(name, options)
   return {
     name,
     payload: options.payload,

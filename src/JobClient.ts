@@ -10,13 +10,20 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Context, type Duration, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
+import { Context, type Duration, Effect, Either, Layer, Option } from "effect"
 import * as Statements from "./internal/jobs/statements.js"
 import * as Store from "./internal/jobs/store.js"
+import * as Values from "./internal/jobs/values.js"
 import * as Check from "./internal/options.js"
 import type * as Job from "./Job.js"
 import type { JobInfo, JobState } from "./Job.js"
-import { InvalidJobOptions, InvalidJobState, InvalidPayload, JobNotFound, type MigrationError } from "./JobError.js"
+import {
+  InvalidJobOptions,
+  InvalidJobState,
+  type InvalidPayload,
+  JobNotFound,
+  type MigrationError
+} from "./JobError.js"
 import * as Migrations from "./Migrations.js"
 
 /**
@@ -150,16 +157,56 @@ const checked = <A>(job: Job.Any, option: string, result: Either.Either<A, strin
 const delayMillis = (job: Job.Any, delay: Duration.DurationInput | undefined) =>
   delay === undefined ? Effect.succeed(0) : checked(job, "delay", Check.durationMillis(delay, { min: 0 }))
 
-/** Encodes the payloads, all in one go; a failure names the index of the bad payload among many. */
-const encodePayloads = <P, I>(job: Job.Job<P, I, any, any, any>, payloads: ReadonlyArray<P>) =>
-  (payloads.length === 1
-    ? Effect.map(Schema.encode(job.payload)(payloads[0]), (encoded) => [encoded])
-    : Schema.encode(Schema.Array(job.payload))(payloads)).pipe(
-      Effect.map((encoded) => encoded.map((payload) => JSON.stringify(payload))),
-      Effect.mapError((error) =>
-        new InvalidPayload({ job: job.name, issue: ParseResult.TreeFormatter.formatErrorSync(error) })
+/** Checks the options given at enqueue that PostgreSQL would refuse, before any statement. */
+const checkEnqueue = (job: Job.Any, options: EnqueueOptions) => {
+  const invalid = (option: string, reason: string) =>
+    Effect.fail(new InvalidJobOptions({ job: job.name, option, reason }))
+  if (options.queue !== undefined) {
+    const problem = Values.nameProblem(options.queue)
+    if (problem !== undefined) return invalid("queue", problem)
+  }
+  const runAt: unknown = options.runAt
+  if (runAt !== undefined) {
+    if (!(runAt instanceof Date) || Number.isNaN(runAt.getTime())) {
+      return invalid("runAt", `must be a valid Date, got ${String(runAt)}`)
+    }
+    if (runAt.getTime() < Values.minTimestampMillis) {
+      return invalid(
+        "runAt",
+        `must not be before 4714-11-24 BC (PostgreSQL's earliest time), got ${runAt.toISOString()}`
       )
-    )
+    }
+  }
+  return Effect.void
+}
+
+/** The unique keys of `payloads`, checked: a key PostgreSQL would refuse fails before anything is inserted. */
+const uniqueKeys = <P>(job: Job.Any, payloads: ReadonlyArray<P>, key: (payload: P) => unknown) =>
+  Effect.forEach(payloads, (payload, i) => {
+    let k: unknown
+    try {
+      k = key(payload)
+    } catch (error) {
+      return Effect.fail(
+        new InvalidJobOptions({
+          job: job.name,
+          option: "uniqueKey",
+          reason: `threw: ${error instanceof Error ? error.message : Check.show(error)}`
+        })
+      )
+    }
+    if (k === null) return Effect.succeed(null)
+    const problem = Values.uniqueKeyProblem(k)
+    return problem === undefined
+      ? Effect.succeed(k as string)
+      : Effect.fail(
+        new InvalidJobOptions({
+          job: job.name,
+          option: "uniqueKey",
+          reason: payloads.length === 1 ? problem : `of payloads[${i}] ${problem}`
+        })
+      )
+  })
 
 /**
  * Builds the client on `SqlClient`, applying the migrations first unless
@@ -172,7 +219,7 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<JobClientService, MigrationError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const schema = options.schema ?? Migrations.defaultSchema
+    const schema = yield* Values.validSchema(options.schema ?? Migrations.defaultSchema)
     yield* options.migrate === false ? Migrations.check({ schema }) : Migrations.run({ schema })
     const sql = yield* SqlClient.SqlClient
     const store = new Store.Store(sql, schema)
@@ -181,35 +228,17 @@ export const make = (
       job: Job.Job<P, I, any, any, any>,
       payloads: ReadonlyArray<P>,
       options: EnqueueOptions,
-      key: (payload: P) => string | null
+      key: (payload: P) => unknown
     ) =>
       Effect.gen(function*() {
         if (job.invalid !== undefined) return yield* job.invalid
-        const encoded = yield* encodePayloads(job, payloads)
+        const encoded = yield* Values.encodePayloads(job, payloads)
         const delay = yield* delayMillis(job, options.delay)
-        if (options.runAt !== undefined && Number.isNaN(options.runAt.getTime())) {
-          return yield* new InvalidJobOptions({ job: job.name, option: "runAt", reason: "is an invalid Date" })
-        }
+        yield* checkEnqueue(job, options)
         if (options.priority !== undefined) {
           yield* checked(job, "priority", Check.integer(options.priority, Check.int32.min, Check.int32.max))
         }
-        const keys = yield* Effect.try({
-          try: () => payloads.map(key),
-          catch: (error) =>
-            new InvalidJobOptions({
-              job: job.name,
-              option: "uniqueKey",
-              reason: `threw: ${error instanceof Error ? error.message : Check.show(error)}`
-            })
-        })
-        const badKey = keys.find((k) => k !== null && typeof k !== "string")
-        if (badKey !== undefined) {
-          return yield* new InvalidJobOptions({
-            job: job.name,
-            option: "uniqueKey",
-            reason: `must give a string, got ${Check.show(badKey)}`
-          })
-        }
+        const keys = yield* uniqueKeys(job, payloads, key)
         const newJob: Statements.NewJob = {
           name: job.name,
           queue: options.queue ?? job.queue,

@@ -25,7 +25,11 @@ export class InvalidJobOptions extends Schema.TaggedError<InvalidJobOptions>()("
 }
 
 /**
- * A payload the job's schema rejects, at enqueue. Nothing was inserted.
+ * A payload that cannot be stored, at enqueue or at a recurring definition:
+ * the job's schema rejects it, or its encoded form would not read back from
+ * JSON as it is (`undefined`, a function, `NaN`, a `Date` object, a bigint, a
+ * cycle, nesting deeper than 1,000 levels, text with a NUL or a lone UTF-16
+ * surrogate). `issue` says where and why. Nothing was inserted.
  *
  * @since 0.1.0
  * @category errors
@@ -35,7 +39,7 @@ export class InvalidPayload extends Schema.TaggedError<InvalidPayload>()("Invali
   issue: Schema.String
 }) {
   override get message(): string {
-    return `Job "${this.job}": the payload does not match its schema, nothing was enqueued:\n${this.issue}`
+    return `Job "${this.job}": the payload cannot be stored, nothing was enqueued: ${this.issue}`
   }
 }
 
@@ -153,5 +157,37 @@ export class RecurringNotFound extends Schema.TaggedError<RecurringNotFound>()("
 }) {
   override get message(): string {
     return `No recurring definition with id "${this.id}"`
+  }
+}
+
+/**
+ * The database could not be reached when the connection was first made
+ * (see `Database.layer`). `reason` is what went wrong: `refused` (nothing
+ * listens at host:port), `unknown host`, `authentication` (a wrong user or
+ * password), `database missing`, `timeout`, or `other`; `detail` is the
+ * server's or the system's own words. The password is never part of it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DatabaseUnavailable extends Schema.TaggedError<DatabaseUnavailable>()("DatabaseUnavailable", {
+  host: Schema.String,
+  port: Schema.Number,
+  database: Schema.String,
+  user: Schema.String,
+  reason: Schema.Literal("refused", "unknown host", "authentication", "database missing", "timeout", "other"),
+  detail: Schema.String
+}) {
+  override get message(): string {
+    const where = `PostgreSQL at ${this.host}:${this.port} (database "${this.database}", user "${this.user}")`
+    const why = {
+      "refused": "the connection was refused: is the server running, and listening on this host and port?",
+      "unknown host": `the host name "${this.host}" could not be resolved`,
+      "authentication": "authentication failed: check the user and the password",
+      "database missing": `the database "${this.database}" does not exist`,
+      "timeout": "no answer in time: check the host, the port and firewalls",
+      "other": "connecting failed"
+    }[this.reason]
+    return `Cannot connect to ${where}: ${why} (${this.detail})`
   }
 }

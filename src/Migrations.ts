@@ -12,6 +12,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"
+import { validSchema } from "./internal/jobs/values.js"
 import { MigrationError } from "./JobError.js"
 
 /**
@@ -62,18 +63,16 @@ export const latestVersion: number = migrations[migrations.length - 1].version
  * @category models
  */
 export interface Options {
-  /** Schema of the job tables; created if missing. Default `effect_workers`. */
+  /**
+   * Schema of the job tables; created if missing. Default `effect_workers`.
+   * 1 to 48 lowercase ASCII letters, digits and underscores, not starting
+   * with a digit or `pg_`: a name that means the same quoted or not.
+   */
   readonly schema?: string | undefined
 }
 
-/** `schema` as a quoted SQL identifier. */
-export const quoteIdentifier = (name: string): string => `"${name.replaceAll("\"", "\"\"")}"`
-
-/** Notifications go on a channel named after the schema, and channel names have at most 63 bytes. */
-const validSchema = (schema: string): Effect.Effect<string, MigrationError> =>
-  schema.length === 0 || Buffer.byteLength(schema) > 48
-    ? Effect.fail(new MigrationError({ schema, reason: "a schema name must have 1 to 48 bytes" }))
-    : Effect.succeed(schema)
+/** `name`, a checked schema name, as a quoted SQL identifier. */
+export const quoteIdentifier = (name: string): string => `"${name.replaceAll("\"", () => "\"\"")}"`
 
 const appliedVersion = (sql: SqlClient.SqlClient, schema: string) =>
   Effect.map(
@@ -111,7 +110,8 @@ export const run = (options: Options = {}): Effect.Effect<void, MigrationError, 
       if (current > latestVersion) return yield* tooNew(schema, current)
       for (const migration of migrations) {
         if (migration.version <= current) continue
-        yield* sql.unsafe(migration.sql.replaceAll("{{schema}}", quoteIdentifier(schema)))
+        // A function replacement: a string one would read `$$`, `$&` and the like in the name.
+        yield* sql.unsafe(migration.sql.replaceAll("{{schema}}", () => quoteIdentifier(schema)))
         yield* sql`INSERT INTO ${
           sql(schema)
         }.migrations (version, name) VALUES (${migration.version}, ${migration.name})`

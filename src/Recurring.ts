@@ -25,17 +25,18 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Context, Duration, Effect, Either, Layer, Option, ParseResult, Queue, Schema } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Either, Exit, Layer, Option, Queue, Schema } from "effect"
 import { defaultTimeZone, parseCron } from "./internal/cron.js"
 import * as Statements from "./internal/jobs/statements.js"
 import { StoreInternal } from "./internal/jobs/store.js"
+import * as Values from "./internal/jobs/values.js"
 import * as Check from "./internal/options.js"
 import * as Ticks from "./internal/recurring/schedule.js"
 import type * as Job from "./Job.js"
 import { JobState } from "./Job.js"
 import { JobClient } from "./JobClient.js"
 import type { Enqueued } from "./JobClient.js"
-import { type InvalidJobOptions, InvalidPayload, InvalidRecurring, RecurringNotFound } from "./JobError.js"
+import { type InvalidJobOptions, type InvalidPayload, InvalidRecurring, RecurringNotFound } from "./JobError.js"
 
 // ---- definitions ------------------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ export interface Definition {
   readonly misfire: Misfire
   readonly paused: boolean
   /** Set when an option is wrong: storing the definition fails with it. */
-  readonly invalid: InvalidRecurring | InvalidJobOptions | undefined
+  readonly invalid: InvalidRecurring | InvalidJobOptions | InvalidPayload | undefined
 }
 
 /** Rules of the interval, stated in docs/recurring.md. */
@@ -197,6 +198,40 @@ const checkDefinition = (id: string, options: Options<any>): InvalidRecurring | 
   return undefined
 }
 
+/** Years a tick's time may have: its job's unique key holds the time in ISO form, with a four-digit year. */
+const yearRange = { min: 0, max: 9999 }
+
+/** What PostgreSQL would refuse: text with a NUL or a lone surrogate, times outside years 0-9999. */
+const checkValues = (id: string, options: Options<any>): InvalidRecurring | undefined => {
+  const invalid = (option: string, reason: string) => new InvalidRecurring({ id: String(id), option, reason })
+  for (const [option, value] of [["id", id], ["queue", options.queue]] as const) {
+    const problem = value === undefined ? undefined : Values.nameProblem(value)
+    if (problem !== undefined) return invalid(option, problem)
+  }
+  for (const option of ["start", "end"] as const) {
+    const date: unknown = options[option]
+    if (date instanceof Date) {
+      const year = date.getUTCFullYear()
+      if (year < yearRange.min || year > yearRange.max) {
+        return invalid(
+          option,
+          `must be in the years ${yearRange.min} to ${yearRange.max} (UTC), got ${date.toISOString()}`
+        )
+      }
+    }
+  }
+  return undefined
+}
+
+/**
+ * The payload, checked at definition as enqueue checks it. A schema that
+ * encodes asynchronously is checked when the definition is stored instead.
+ */
+const checkPayload = (id: string, options: Options<any>): InvalidPayload | undefined => {
+  const exit = Effect.runSyncExit(Values.encodePayloads(options.job, [options.payload], `recurring "${id}": `))
+  return Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+}
+
 /**
  * Defines a recurring job. A wrong option does not throw: storing the
  * definition (the layer at start-up, or `addOrUpdate`) fails with
@@ -206,7 +241,7 @@ const checkDefinition = (id: string, options: Options<any>): InvalidRecurring | 
  * @category constructors
  */
 export const make = <P>(id: string, options: Options<P>): Definition => {
-  const invalid = checkDefinition(id, options)
+  const invalid = checkValues(id, options) ?? checkDefinition(id, options) ?? checkPayload(id, options)
   return {
     id,
     job: options.job,
@@ -561,16 +596,12 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
         const encoded: Array<unknown> = []
         for (const definition of definitions) {
           if (definition.invalid !== undefined) return yield* definition.invalid
-          encoded.push(
-            yield* Schema.encode(definition.job.payload)(definition.payload).pipe(
-              Effect.mapError((error) =>
-                new InvalidPayload({
-                  job: definition.job.name,
-                  issue: `recurring "${definition.id}": ${ParseResult.TreeFormatter.formatErrorSync(error)}`
-                })
-              )
-            )
+          const [json] = yield* Values.encodePayloads(
+            definition.job,
+            [definition.payload],
+            `recurring "${definition.id}": `
           )
+          encoded.push(JSON.parse(json))
         }
         const ids = definitions.map((definition) => definition.id)
         const write = Effect.gen(function*() {

@@ -10,6 +10,7 @@ import { PgClient } from "@effect/sql-pg"
 import type { SqlError } from "@effect/sql/SqlError"
 import {
   Cause,
+  Clock,
   Context,
   Deferred,
   Duration,
@@ -27,7 +28,7 @@ import * as Host from "./Host.js"
 import * as Store from "./internal/jobs/store.js"
 import * as Job from "./Job.js"
 import { JobClient } from "./JobClient.js"
-import { type InvalidJobOptions, InvalidPayload } from "./JobError.js"
+import { InvalidJobOptions, InvalidPayload } from "./JobError.js"
 import * as JobRunner from "./JobRunner.js"
 import * as WorkerRegistryModule from "./WorkerRegistry.js"
 import { WorkerRegistry } from "./WorkerRegistry.js"
@@ -202,11 +203,49 @@ export interface DrainResult {
 }
 
 /**
+ * Jobs were still waiting when {@link drainQueue}'s timeout ended.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DrainTimeout extends Schema.TaggedError<DrainTimeout>()("DrainTimeout", {
+  waiting: Schema.Number,
+  timeoutMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `drainQueue: ${this.waiting} job(s) still waiting after the timeout of ${this.timeoutMillis} ms`
+  }
+}
+
+const drainTimeoutMillis = (timeout: unknown): Effect.Effect<number, InvalidJobOptions> => {
+  if (timeout === undefined) return Effect.succeed(30_000)
+  // Checked raw: `Duration.decode` reads -1 and NaN as 0.
+  const decoded = typeof timeout === "number" && !(timeout > 0) ? Option.none() : Duration.decodeUnknown(timeout)
+  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) > 0
+    ? Effect.succeed(Duration.toMillis(decoded.value))
+    : Effect.fail(
+      new InvalidJobOptions({
+        job: "",
+        option: "timeout",
+        reason: `must be a positive duration (of drainQueue), got ${String(timeout)}`
+      })
+    )
+}
+
+/** The clock of the machine, for work that the database's own time drives. */
+const liveClock = Clock.make()
+
+/**
  * Runs every job of `jobs` (of `queue`, if given) in this process until none
  * is left waiting, like Oban's `drain_queue`: with `withScheduled` (the
  * default), scheduled jobs and retries are run at once instead of at their
  * time, so a job that keeps failing runs until its attempts are spent. Fails
- * with a defect if jobs are still waiting after `timeout` (default 30 s).
+ * with `DrainTimeout` if jobs are still waiting after `timeout` (default
+ * 30 s); the runner then stops and gives back what it was running.
+ *
+ * The drain, its runner and the handlers run on the live clock, as the
+ * database's time is real: it works the same inside a test under
+ * `TestClock`, which it leaves where it is.
  *
  * @since 0.1.0
  * @category testing
@@ -218,10 +257,11 @@ export const drainQueue = <Jobs extends Job.Any>(options: {
   readonly timeout?: Duration.DurationInput | undefined
 }): Effect.Effect<
   DrainResult,
-  SqlError | InvalidJobOptions,
+  SqlError | InvalidJobOptions | DrainTimeout,
   JobClient | PgClient.PgClient | Job.Requirements<Jobs>
 > =>
   Effect.scoped(Effect.gen(function*() {
+    const timeoutMillis = yield* drainTimeoutMillis(options.timeout)
     const client = yield* JobClient
     const jobs = options.jobs.filter((job) => options.queue === undefined || job.queue === options.queue)
     const names = jobs.map((job) => job.name)
@@ -230,9 +270,10 @@ export const drainQueue = <Jobs extends Job.Any>(options: {
     const [{ start }] = yield* store.sql<{ readonly start: string }>`
       SELECT coalesce(min(id), (SELECT coalesce(max(id), 0) + 1 FROM ${store.jobs}))::text AS start FROM ${store.jobs}
       WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND state IN ${store.sql.literal(Store.liveStatesSql)}`
-    yield* Layer.build(JobRunner.layer({ jobs, listen: false, pollInterval: "10 millis", prefetch: 0 }))
-    const deadline = Date.now() +
-      (options.timeout === undefined ? 30_000 : Duration.toMillis(Duration.decode(options.timeout)))
+    yield* Layer.build(
+      JobRunner.layer({ jobs, listen: false, pollInterval: "10 millis", prefetch: 0, drainTimeout: "1 second" })
+    )
+    const deadline = (yield* Clock.currentTimeMillis) + timeoutMillis
     const waitingStates = options.withScheduled === false
       ? store.sql`(state IN ('running', 'available') OR (state IN ('scheduled', 'retryable') AND run_at <= now()))`
       : store.sql`state IN ${store.sql.literal(Store.liveStatesSql)}`
@@ -244,9 +285,7 @@ export const drainQueue = <Jobs extends Job.Any>(options: {
       const [{ n }] = yield* store.sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM ${store.jobs}
         WHERE name = ANY(${names}::text[]) AND ${queueFilter} AND id >= ${start}::bigint AND ${waitingStates}`
       if (n === 0) break
-      if (Date.now() > deadline) {
-        return yield* Effect.dieMessage(`drainQueue: ${n} job(s) still waiting after the timeout`)
-      }
+      if ((yield* Clock.currentTimeMillis) > deadline) return yield* new DrainTimeout({ waiting: n, timeoutMillis })
       yield* Effect.sleep("10 millis")
     }
     const rows = yield* store.sql<Store.InfoRow>`SELECT ${store.sql.literal(Store.infoColumns)} FROM ${store.jobs}
@@ -260,7 +299,7 @@ export const drainQueue = <Jobs extends Job.Any>(options: {
       waiting: infos.filter((job) => Job.liveStates.includes(job.state)).length,
       jobs: infos
     }
-  }))
+  })).pipe(Effect.withClock(liveClock))
 
 /**
  * No waiting job matched what `assertEnqueued` looked for.

@@ -2,6 +2,7 @@
  * @since 0.1.0
  */
 export * as Dashboard from "./Dashboard.js"
+export * as Database from "./Database.js"
 export * as Host from "./Host.js"
 export * as Job from "./Job.js"
 export * as JobClient from "./JobClient.js"

@@ -259,16 +259,22 @@ describe("options the types forbid", () => {
     }))
 
   it("recurring definitions refuse them where they are defined", () => {
-    const Noop = Job.make("noop", { payload: Schema.Void, handler: () => Effect.void })
+    const Noop = Job.make("noop", { payload: Schema.Struct({}), handler: () => Effect.void })
     const make = (options: object) =>
-      Recurring.make("r", { job: Noop, payload: undefined, cron: "* * * * *", ...options } as never).invalid
+      Recurring.make("r", { job: Noop, payload: {}, cron: "* * * * *", ...options } as never).invalid as
+        | { readonly option?: string }
+        | undefined
     expect(make({ misfire: null })?.option).toBe("misfire")
     expect(make({ misfire: { backfill: "3" } })?.option).toBe("misfire")
     expect(make({ paused: "no" })?.option).toBe("paused")
     expect(make({ queue: 5 })?.option).toBe("queue")
     expect(make({ cron: 5 })?.option).toBe("cron")
     expect(make({ cron: undefined, every: "1 minute", timeZone: "UTC" })?.option).toBe("timeZone")
-    expect(Recurring.make("r", { job: undefined, payload: undefined, every: "1 minute" } as never).invalid?.option)
+    expect(
+      (Recurring.make("r", { job: undefined, payload: {}, every: "1 minute" } as never).invalid as
+        | { readonly option?: string }
+        | undefined)?.option
+    )
       .toBe("job")
     const job = Job.make("k", { payload: Schema.Void, handler: () => Effect.void, uniqueKey: "banana" as never })
     expect(job.invalid?.option).toBe("uniqueKey")

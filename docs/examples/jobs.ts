@@ -1,7 +1,6 @@
 import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { Context, Effect, Layer, Redacted, Schedule, Schema } from "effect"
-import { Host, Job, JobClient, JobRunner } from "../../src/index.js"
+import { Database, Host, Job, JobClient, JobRunner } from "../../src/index.js"
 
 class Mailer extends Context.Tag("Mailer")<Mailer, {
   readonly send: (to: string, subject: string) => Effect.Effect<void, Error>
@@ -90,7 +89,8 @@ const Jobs = JobRunner.layer({ jobs: [SendEmail, DailyReport, ChargeCard], queue
   Layer.provide(MailerLive),
   // The client migrates the job tables (schema "effect_workers") when it is built.
   Layer.provideMerge(JobClient.layer()),
-  Layer.provide(PgClient.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/app") }))
+  // PgClient.layer whose failure to connect says why: refused, unknown host, authentication, no database.
+  Layer.provide(Database.layer({ url: Redacted.make("postgres://postgres@127.0.0.1:5432/app") }))
 )
 
 // On SIGTERM: stop claiming, let running jobs finish (10 s by default), give back the rest.

@@ -75,8 +75,16 @@ const maxDelayMillis = 10 * 365 * 86_400_000
 export const clampDelay = (millis: number): number =>
   Number.isFinite(millis) ? Math.min(Math.max(0, millis), maxDelayMillis) : maxDelayMillis
 
-/** JSON text PostgreSQL's `jsonb` accepts: it refuses the escaped NUL character. */
-export const jsonText = (value: unknown): string => JSON.stringify(value).replaceAll("\\u0000", "\\ufffd")
+/**
+ * JSON text PostgreSQL's `jsonb` accepts: it refuses the escaped NUL character and lone surrogates (which
+ * `JSON.stringify` escapes), so those become U+FFFD. An escape is one preceded by an even number of
+ * backslashes: the text `\u0000` (a backslash, then `u0000`) is kept as it is.
+ */
+export const jsonText = (value: unknown): string =>
+  JSON.stringify(value).replace(
+    /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/g,
+    (_, backslashes) => `${backslashes}\\ufffd`
+  )
 
 const errorJson = (attempt: number, now: number, message: string, cause: string) =>
   jsonText({ attempt, at: new Date(now).toISOString(), message, cause })

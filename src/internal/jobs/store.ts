@@ -2,6 +2,7 @@ import type { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
 import { AttemptError, JobInfo, type JobState } from "../../Job.js"
+import { quoteIdentifier } from "../../Migrations.js"
 
 /** Where the `JobClient` service keeps its `Store`, for the runner, the recurring jobs and the dashboard. */
 export const StoreInternal: unique symbol = Symbol.for("effect-workers/JobClient/store")
@@ -13,7 +14,7 @@ export class Store {
   readonly quoted: string
   constructor(readonly sql: SqlClient.SqlClient, readonly schema: string) {
     this.channel = `effect_workers:${schema}`
-    this.quoted = `"${schema.replaceAll("\"", "\"\"")}"`
+    this.quoted = quoteIdentifier(schema)
   }
 
   get jobs() {
