@@ -91,7 +91,7 @@ describe("durations", () => {
             expect(e.message).toContain("got ")
           }
         }
-        const job = Job.make("timed", { payload: Schema.Void, handler: () => task, timeout: value as never })
+        const job = Job.make("timed", { payload: Schema.Struct({}), handler: () => task, timeout: value as never })
         if (accepts(millis, 1)) {
           expect(job.invalid, label).toBeUndefined()
           expect(Duration.toMillis(job.timeout!)).toBe(millis)
@@ -99,7 +99,7 @@ describe("durations", () => {
           expect(job.invalid?.option, label).toBe("timeout")
           expect(job.invalid?.message).toMatch(/option "timeout" must be a duration from 1 millisecond to 365000 days/)
         }
-        const definition = Recurring.make("r", { job, payload: undefined, every: value as never })
+        const definition = Recurring.make("r", { job, payload: {}, every: value as never })
         if (accepts(millis, 1_000) && Number.isInteger(millis) && job.invalid === undefined) {
           expect(definition.invalid, label).toBeUndefined()
           expect(Duration.toMillis(definition.every!)).toBe(millis)
@@ -146,10 +146,10 @@ const offsets = (() => {
 
 describe("time zones", () => {
   it("only real UTC offsets and IANA names are time zones, for workers and recurring jobs alike", () => {
-    const Noop = Job.make("noop", { payload: Schema.Void, handler: () => Effect.void })
+    const Noop = Job.make("noop", { payload: Schema.Struct({}), handler: () => Effect.void })
     for (const [zone, minutes] of offsets) {
       const worker = Worker.validateCron("0 12 * * *", zone)
-      const recurring = Recurring.make("r", { job: Noop, payload: undefined, cron: "0 12 * * *", timeZone: zone })
+      const recurring = Recurring.make("r", { job: Noop, payload: {}, cron: "0 12 * * *", timeZone: zone })
       if (minutes === undefined) {
         expect(Either.isLeft(worker) && worker.left.field, zone).toBe("timeZone")
         expect(recurring.invalid?.message, zone).toMatch(/option "timeZone" .* is not a known time zone/)
@@ -201,12 +201,16 @@ describe("integers", () => {
   it("priority and maxAttempts follow one rule in Job.make and Recurring.make", () => {
     for (const [value, fits] of integers) {
       const label = String(value)
-      const job = Job.make("n", { payload: Schema.Void, handler: () => Effect.void, priority: value as never })
-      const attempts = Job.make("n", { payload: Schema.Void, handler: () => Effect.void, maxAttempts: value as never })
-      const Noop = Job.make("noop", { payload: Schema.Void, handler: () => Effect.void })
+      const job = Job.make("n", { payload: Schema.Struct({}), handler: () => Effect.void, priority: value as never })
+      const attempts = Job.make("n", {
+        payload: Schema.Struct({}),
+        handler: () => Effect.void,
+        maxAttempts: value as never
+      })
+      const Noop = Job.make("noop", { payload: Schema.Struct({}), handler: () => Effect.void })
       const recurring = Recurring.make("r", {
         job: Noop,
-        payload: undefined,
+        payload: {},
         every: "1 minute",
         priority: value as never
       })
@@ -276,7 +280,7 @@ describe("options the types forbid", () => {
         | undefined)?.option
     )
       .toBe("job")
-    const job = Job.make("k", { payload: Schema.Void, handler: () => Effect.void, uniqueKey: "banana" as never })
+    const job = Job.make("k", { payload: Schema.Struct({}), handler: () => Effect.void, uniqueKey: "banana" as never })
     expect(job.invalid?.option).toBe("uniqueKey")
   })
 })
@@ -339,7 +343,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const before = yield* count
       const error = yield* Effect.flip(client.enqueueMany(Keyed, [{ n: 1 }, { n: 2 }]))
       expect(error._tag).toBe("InvalidJobOptions")
-      expect(error.message).toContain(`option "uniqueKey" must give a string, got 1`)
+      expect(error.message).toMatch(/option "uniqueKey" (of payloads\[\d+\] )?must be a string, got 1/)
       expect(yield* count).toBe(before)
     }))
 
