@@ -56,9 +56,9 @@ describe("database connection errors", () => {
           why: "authentication failed"
         },
         {
+          // The server's own credentials, so that the database name is what fails.
           url: urlWith((u) => {
             u.pathname = "/missing_database_x"
-            u.password = password
           }),
           reason: "database missing",
           text: `(database "missing_database_x"`,
