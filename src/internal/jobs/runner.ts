@@ -3,35 +3,32 @@ import {
   Cause,
   Clock,
   Context,
-  Deferred,
   Duration,
   Effect,
   Exit,
   Fiber,
   FiberId,
   FiberRef,
-  FiberRefs,
-  HashMap,
   HashSet,
-  Logger,
   MetricLabel,
   Option,
   PubSub,
   Schema,
-  type Scope,
-  Supervisor,
-  Tracer
+  type Scope
 } from "effect"
 import type * as Job from "../../Job.js"
 import { JobContext } from "../../Job.js"
-import { JobTimeout } from "../../JobError.js"
 import * as Metrics from "../../Metrics.js"
 import { ShutdownDeadline } from "../shutdown.js"
+import { contextOf, handlerOf } from "./execution.js"
+import { maintain } from "./maintenance.js"
 import * as Outcomes from "./outcomes.js"
 import type { Claimed, Outcome } from "./outcomes.js"
 import { type Hook, hookOf, type QueueConfig, QueueRunner } from "./queue.js"
+import { Forks, makeSlot, type Slot, withJob } from "./slots.js"
 import * as Statements from "./statements.js"
 import type { Store } from "./store.js"
+import { OutcomeWriter } from "./writer.js"
 
 export type { Claimed } from "./outcomes.js"
 export type { QueueConfig } from "./queue.js"
@@ -65,97 +62,6 @@ export interface RunnerConfig {
 /** Events kept for a subscriber that lags behind. */
 export const eventsCapacity = 4_096
 
-/** Jobs rescued per statement: a rescue holds their rows until it commits. */
-const rescueBatch = 1_000
-
-/** A slot: a worker fiber running one job at a time from its queue, each run with a context of its own. */
-interface Slot {
-  current: Claimed | undefined
-  /** Keeps a worker fiber running the slot's jobs, replacing one whose run was cancelled. */
-  fiber: Fiber.RuntimeFiber<void> | undefined
-  worker: Fiber.RuntimeFiber<void> | undefined
-  forks: Forks
-  /** Why its run was interrupted, when it was not for shutdown. */
-  abandoned: "cancelled" | "lost" | undefined
-}
-
-/**
- * Sees the fibers a slot's worker forks, that is, those its runs fork: they
- * are interrupted when their run ends. A fiber of its own for each run would
- * do the same, but forking and awaiting it cost a third of the jobs'
- * throughput (50,000 no-op jobs in 6.7 s instead of 4.2 s).
- *
- * It also gives every fiber forked from a run a context of its own, with the
- * run's `JobContext`: the worker's runs share one context whose `JobContext`
- * each run replaces in place (see `Runner.run`).
- */
-class Forks extends Supervisor.AbstractSupervisor<void> {
-  readonly started = new Set<Fiber.RuntimeFiber<any, any>>()
-  owner: Fiber.RuntimeFiber<any, any> | undefined
-  /** The context the worker's runs share. */
-  shared: Context.Context<never> | undefined
-  readonly value = Effect.void
-  override onStart<A, E, R>(
-    context: Context.Context<R>,
-    _effect: Effect.Effect<A, E, R>,
-    parent: Option.Option<Fiber.RuntimeFiber<any, any>>,
-    fiber: Fiber.RuntimeFiber<A, E>
-  ): void {
-    if (Option.isSome(parent) && parent.value === this.owner) this.started.add(fiber)
-    if (context === this.shared) {
-      // Not started yet, so nothing has read its context. `setFiberRef` is not on the public fiber type.
-      ;(fiber as unknown as FiberRefSetter).setFiberRef(
-        FiberRef.currentContext,
-        Context.unsafeMake(new Map(context.unsafeMap))
-      )
-    }
-  }
-  override onEnd<A, E>(_value: Exit.Exit<A, E>, fiber: Fiber.RuntimeFiber<A, E>): void {
-    this.started.delete(fiber)
-  }
-  /** Interrupts the fibers the current run forked (not its daemons, which are not the worker's children). */
-  endRun(worker: Fiber.RuntimeFiber<any, any>): Effect.Effect<void> {
-    if (this.started.size === 0) return Effect.void
-    return Effect.flatMap(Fiber.children(worker), (children) => {
-      const forked = children.filter((child) => this.started.has(child))
-      this.started.clear()
-      return Fiber.interruptAll(forked)
-    })
-  }
-}
-
-interface FiberRefSetter {
-  setFiberRef<A>(fiberRef: FiberRef.FiberRef<A>, value: A): void
-}
-
-/** `logger`, adding the annotations of the job whose run logs (its `JobContext`) to each line. */
-const withJob = <Message, Output>(logger: Logger.Logger<Message, Output>): Logger.Logger<Message, Output> =>
-  Logger.make((options) => {
-    const job = Context.getOption(FiberRefs.getOrDefault(options.context, FiberRef.currentContext), JobContext)
-    if (Option.isNone(job)) return logger.log(options)
-    const { attempt, id, name, queue } = job.value
-    return logger.log({
-      ...options,
-      annotations: HashMap.set(
-        HashMap.set(HashMap.set(HashMap.set(options.annotations, "queue", queue), "job", name), "job_id", id),
-        "attempt",
-        attempt
-      )
-    })
-  })
-
-/** A database failure in one line: the driver's message is not among its enumerable fields. */
-const sqlText = (error: SqlError): string => {
-  const cause = error.cause
-  return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message
-}
-
-/** A failure caused by the values sent (SQLSTATE class 22), not by the connection or the server. */
-const isDataError = (error: SqlError): boolean => {
-  const code = (error.cause as { readonly code?: unknown } | undefined)?.code
-  return typeof code === "string" && code.startsWith("22")
-}
-
 /** The job runner of one process: claims, runs, records, renews leases, rescues. */
 export class Runner {
   /** Bounded: a subscriber more than {@link eventsCapacity} events behind loses the oldest. */
@@ -164,21 +70,10 @@ export class Runner {
   /** Jobs claimed and not yet written, by id: the claim's attempt, and the slot running it once started. */
   private readonly held = new Map<string, { readonly attempt: number; slot: Slot | undefined }>()
   private readonly slots = new Set<Slot>()
-  private outcomes: Array<Outcome> = []
-  /** Outcomes of the flush in flight. */
-  private flushing = 0
-  /** Queues whose claims wait for outcomes to be written. */
-  private readonly heldBack = new Set<QueueRunner>()
-  private flushSignal = Deferred.unsafeMake<void>(FiberId.none)
-  /** One flush at a time: the writer's and shutdown's. */
-  private readonly writing = Effect.unsafeMakeSemaphore(1)
-  /** Above this many unwritten outcomes, claims wait for them to be written. */
-  private readonly maxUnwritten: number
+  private readonly writer: OutcomeWriter
   /** How long a runner counts as alive after a heartbeat, and how often it beats. */
   readonly aliveMillis: number
   readonly heartbeatMillis: number
-  /** A write of outcomes is cancelled after this long, and tried again. */
-  readonly writeTimeoutMillis: number
 
   constructor(readonly config: RunnerConfig) {
     let capacity = 0
@@ -187,12 +82,23 @@ export class Runner {
       this.queues.set(queue.name, runner)
       capacity += queue.concurrency + config.prefetch
     }
-    this.maxUnwritten = 4 * capacity
     // A runner beats six times a lease and is dead after half a lease without one (three beats missed): with the
     // default 30 s lease, its jobs are claimable again at most 15 s after its last beat, plus a rescue pass.
     this.aliveMillis = Math.max(300, Math.floor(config.leaseMillis / 2))
     this.heartbeatMillis = Math.max(100, Math.floor(config.leaseMillis / 6))
-    this.writeTimeoutMillis = Math.max(5_000, Math.floor(config.leaseMillis / 3))
+    this.writer = new OutcomeWriter({
+      store: config.store,
+      runner: config.id,
+      maxUnwritten: 4 * capacity,
+      // Long enough for a large batch, short enough to try again well within a lease.
+      timeoutMillis: Math.max(5_000, Math.floor(config.leaseMillis / 3)),
+      written: (batch) => {
+        // Their jobs are no longer this runner's.
+        for (const outcome of batch) {
+          if (this.held.get(outcome.job.id)?.attempt === outcome.job.attempt) this.held.delete(outcome.job.id)
+        }
+      }
+    })
   }
 
   get sql() {
@@ -250,9 +156,8 @@ export class Runner {
           yield* queue.sleep(self.config.pollIntervalMillis)
           continue
         }
-        if (self.outcomes.length + self.flushing >= self.maxUnwritten) {
+        if (self.writer.full(queue)) {
           // Woken by the writer once enough are written.
-          self.heldBack.add(queue)
           yield* queue.sleep(self.config.pollIntervalMillis)
           continue
         }
@@ -262,7 +167,9 @@ export class Runner {
         if (claimed._tag === "Left") {
           failures++
           yield* Effect.logWarning(
-            `Job runner: claiming from queue "${queue.config.name}" failed (${sqlText(claimed.left)}); trying again`
+            `Job runner: claiming from queue "${queue.config.name}" failed (${
+              Statements.errorText(claimed.left)
+            }); trying again`
           )
           // Backs off, but a notification (a reconnected listener) wakes it early.
           yield* queue.sleep(Math.min(100 * 2 ** failures, self.config.pollIntervalMillis, 10_000))
@@ -330,7 +237,7 @@ export class Runner {
                 // Interrupted meanwhile (shutdown): the job goes back.
                 Effect.onInterrupt(() =>
                   Effect.sync(() => {
-                    if (self.held.get(job.id) === held) self.finish(Outcomes.released(job))
+                    if (self.held.get(job.id) === held) self.writer.add(Outcomes.released(job))
                     queue.done()
                   })
                 )
@@ -339,7 +246,7 @@ export class Runner {
               // Not recorded: the job is given back (or, no longer this runner's, dropped) rather than run unrecorded.
               if (mine._tag === "Left" && self.held.get(job.id) === held) {
                 self.held.delete(job.id)
-                self.finish(Outcomes.released(job))
+                self.writer.add(Outcomes.released(job))
               } else if (self.held.get(job.id) === held) self.held.delete(job.id)
               queue.done()
               continue
@@ -383,11 +290,11 @@ export class Runner {
           }
         } else if (Exit.isFailure(exit)) {
           // The slot was interrupted (shutdown): the job goes back without spending its attempt.
-          this.finish(Outcomes.released(job))
+          this.writer.add(Outcomes.released(job))
           this.publish({ _tag: "Released", job })
         } else {
           this.settled(exit.value)
-          this.finish(exit.value)
+          this.writer.add(exit.value)
         }
         // Interrupted, the worker ends: a slot's keeper replaces a worker whose run was cancelled.
         return Exit.isFailure(exit) ? Effect.interrupt : Effect.void
@@ -411,48 +318,8 @@ export class Runner {
       const outcome = Outcomes.undecodable(job, decoded.left, started)
       return Effect.as(Effect.logError(Outcomes.discardedLine(outcome)), outcome)
     }
-    const store = this.config.store
-    const runner = this.config.id
-    const context: Job.Context = {
-      id: job.id,
-      name: job.name,
-      queue: job.queue,
-      attempt: job.attempt,
-      maxAttempts: job.maxAttempts,
-      insertedAt: job.insertedAt,
-      runAt: job.runAt,
-      recurring: job.recurringId === null
-        ? Option.none()
-        : Option.some({ id: job.recurringId, at: job.recurringTick ?? job.runAt }),
-      progress: (value) => Statements.storeProgress(store, runner, job, value)
-    }
-    let handler: Effect.Effect<unknown, unknown> = definition.handler(decoded.right) as Effect.Effect<unknown, unknown>
-    if (definition.timeout !== undefined) {
-      const timeoutMillis = Duration.toMillis(definition.timeout)
-      handler = Effect.timeoutFail(handler, {
-        duration: definition.timeout,
-        onTimeout: () => new JobTimeout({ job: job.name, timeoutMillis })
-      })
-    }
-    if (this.config.tracing) {
-      handler = Effect.withSpan(handler, "effect_workers.job.run", {
-        root: true,
-        attributes: {
-          "effect_workers.job.id": job.id,
-          "effect_workers.job.name": job.name,
-          "effect_workers.job.queue": job.queue,
-          "effect_workers.job.attempt": job.attempt
-        },
-        links: job.traceId !== null && job.spanId !== null
-          ? [{
-            _tag: "SpanLink",
-            span: Tracer.externalSpan({ traceId: job.traceId, spanId: job.spanId }),
-            attributes: {}
-          }]
-          : [],
-        captureStackTrace: false
-      })
-    }
+    const context = contextOf(job, this.config.store, this.config.id)
+    const handler = handlerOf(job, definition, decoded.right, this.config.tracing)
     const ended = (exit: Exit.Exit<unknown, unknown>): Effect.Effect<Outcome> => {
       const now = Date.now()
       queue.duration.update((now - started) / 1000)
@@ -528,113 +395,6 @@ export class Runner {
     if (!this.events.unsafeOffer(event)) Effect.runSync(PubSub.publish(this.events, event))
   }
 
-  // ---- writing outcomes -----------------------------------------------------------------------
-
-  private finish(outcome: Outcome): void {
-    this.outcomes.push(outcome)
-    Deferred.unsafeDone(this.flushSignal, Exit.void)
-  }
-
-  /**
-   * Writes a batch: plain completions in one simple statement, the rest in
-   * another. A write that waits too long (a row held by a user's
-   * transaction) is cancelled and tried again later.
-   */
-  private write(batch: ReadonlyArray<Outcome>): Effect.Effect<void, SqlError> {
-    const { store } = this.config
-    const runner = this.config.id
-    const plain: Array<Outcome> = []
-    const other: Array<Outcome> = []
-    for (const outcome of batch) {
-      if (outcome.state === "completed" && outcome.result === null) plain.push(outcome)
-      else other.push(outcome)
-    }
-    return Effect.zipRight(
-      plain.length === 0 ? Effect.void : Statements.complete(store, runner, plain),
-      other.length === 0 ? Effect.void : Statements.settle(store, runner, other)
-    ).pipe(
-      Effect.interruptible,
-      Effect.timeoutFail({
-        duration: this.writeTimeoutMillis,
-        onTimeout: () => new SqlError({ message: `writing job outcomes took over ${this.writeTimeoutMillis} ms` })
-      })
-    )
-  }
-
-  /** The outcomes are written: their jobs are no longer this runner's. */
-  private written(batch: ReadonlyArray<Outcome>): void {
-    for (const outcome of batch) {
-      if (this.held.get(outcome.job.id)?.attempt === outcome.job.attempt) this.held.delete(outcome.job.id)
-    }
-  }
-
-  /**
-   * Writes the buffered outcomes, one flush at a time and never cut short by
-   * an interruption. When the database refuses the batch for what is in it,
-   * each outcome is written alone, and one it still refuses is dropped and
-   * logged: its job is rescued. When the database cannot be reached, or a
-   * write waits too long, the outcomes stay buffered.
-   */
-  private flush(): Effect.Effect<void, SqlError> {
-    const self = this
-    return this.writing.withPermits(1)(Effect.uninterruptible(
-      Effect.gen(function*() {
-        const batch = self.outcomes.splice(0, 5000)
-        if (batch.length === 0) return
-        self.flushing = batch.length
-        const all = yield* Effect.either(self.write(batch))
-        if (all._tag === "Right") return self.written(batch)
-        if (!isDataError(all.left)) {
-          self.outcomes.unshift(...batch)
-          return yield* all.left
-        }
-        for (let i = 0; i < batch.length; i++) {
-          const one = yield* Effect.either(self.write([batch[i]]))
-          if (one._tag === "Right" || isDataError(one.left)) {
-            if (one._tag === "Left") {
-              yield* Effect.logError(
-                `Job runner: the outcome of job "${batch[i].job.name}" ${batch[i].job.id} cannot be stored ` +
-                  `(${sqlText(one.left)}); it will be rescued`
-              )
-            }
-            self.written([batch[i]])
-          } else {
-            self.outcomes.unshift(...batch.slice(i))
-            return yield* one.left
-          }
-        }
-      }).pipe(Effect.ensuring(Effect.sync(() => {
-        self.flushing = 0
-        if (self.heldBack.size > 0 && self.outcomes.length < self.maxUnwritten) {
-          for (const queue of self.heldBack) queue.wake()
-          self.heldBack.clear()
-        }
-      })))
-    ))
-  }
-
-  private writer(): Effect.Effect<never> {
-    const self = this
-    return Effect.gen(function*() {
-      let failures = 0
-      while (true) {
-        if (self.outcomes.length === 0) {
-          const signal = self.flushSignal
-          yield* Deferred.await(signal)
-          if (self.flushSignal === signal) self.flushSignal = Deferred.unsafeMake(FiberId.none)
-        }
-        const written = yield* Effect.either(self.flush())
-        if (written._tag === "Left") {
-          failures++
-          yield* Effect.logWarning(`Job runner: writing job outcomes failed (${sqlText(written.left)}); trying again`)
-          yield* Effect.sleep(Math.min(100 * 2 ** failures, 5_000))
-        } else {
-          failures = 0
-        }
-      }
-    })
-  }
-
   // ---- heartbeats, cancellation, maintenance --------------------------------------------------
 
   /**
@@ -656,11 +416,13 @@ export class Runner {
         this.config.leaseMillis
       )
       const mine = new Set(rows.map((row) => `${row.id}:${row.attempt}`))
+      let unwritten: Set<string> | undefined
       for (const { attempt, id } of snapshot) {
         const held = this.held.get(id)
         if (mine.has(`${id}:${attempt}`) || held === undefined || held.attempt !== attempt) continue
         // Written meanwhile, by an outcome in flight: not lost.
-        if (this.outcomes.some((o) => o.job.id === id && o.job.attempt === attempt)) continue
+        unwritten ??= this.writer.unwritten()
+        if (unwritten.has(`${id}:${attempt}`)) continue
         this.held.delete(id)
         if (held.slot !== undefined) this.abandon(held.slot, id, "lost")
       }
@@ -700,40 +462,6 @@ export class Runner {
     }
   }
 
-  /**
-   * Rescues jobs of runners that stopped (their heartbeat expired or a
-   * lease ran out), in batches; forgets dead runners and prunes finished
-   * jobs. On one process at a time. Returns how many jobs it rescued.
-   */
-  maintain(): Effect.Effect<number, SqlError> {
-    const self = this
-    const { sql } = this
-    const store = this.config.store
-    return sql.withTransaction(Effect.gen(function*() {
-      if (!(yield* Statements.maintenanceLock(store))) return 0
-      const rows = yield* Statements.stranded(store, rescueBatch)
-      if (rows.length > 0) {
-        const now = yield* Clock.currentTimeMillis
-        const outcomes = yield* Effect.forEach(
-          rows,
-          (row) => Outcomes.rescued(row, row.lockedBy, self.config.jobs.get(row.name), now)
-        )
-        yield* Statements.settle(store, undefined, outcomes)
-        for (const outcome of outcomes) {
-          if (outcome.kind === "discarded") yield* Effect.logError(Outcomes.discardedLine(outcome))
-        }
-        const ahead = outcomes.filter((o) => o.refund === 1).length
-        yield* Effect.logWarning(
-          `Job runner: rescued ${rows.length} job(s) of runners that stopped` +
-            (ahead > 0 ? ` (${ahead} claimed ahead, given back without spending an attempt)` : "")
-        )
-      }
-      yield* Statements.forgetRunners(store, self.config.leaseMillis)
-      yield* Statements.prune(store, self.config.retentionMillis)
-      return rows.length
-    }))
-  }
-
   // ---- life cycle -----------------------------------------------------------------------------
 
   /** Starts the runner's fibers in the current scope; stopping them drains and releases. */
@@ -751,7 +479,7 @@ export class Runner {
                 onTimeout: () => new SqlError({ message: `${what} did not finish in time` })
               }),
               Effect.catchAll((error) =>
-                Effect.logWarning(`Job runner: ${what} failed (${sqlText(error)}); trying again`)
+                Effect.logWarning(`Job runner: ${what} failed (${Statements.errorText(error)}); trying again`)
               ),
               Effect.zipRight(Effect.sleep(Duration.millis(millis))),
               Effect.forever
@@ -762,17 +490,11 @@ export class Runner {
       const slotLoggers = HashSet.map(loggers, withJob)
       // Fibers end in the reverse order: the fetchers first, then `stop` drains and interrupts the slots, then
       // heartbeats and writes stop.
-      yield* Effect.forkScoped(Effect.interruptible(self.writer()))
+      yield* Effect.forkScoped(Effect.interruptible(self.writer.run()))
       yield* every(self.heartbeatMillis, "the heartbeat", self.heartbeat())
       for (const queue of self.queues.values()) {
         for (let i = 0; i < queue.config.concurrency; i++) {
-          const slot: Slot = {
-            current: undefined,
-            fiber: undefined,
-            worker: undefined,
-            forks: new Forks(),
-            abandoned: undefined
-          }
+          const slot = makeSlot()
           self.slots.add(slot)
           slot.fiber = yield* Effect.forkScoped(
             Effect.interruptible(Effect.locally(self.keeper(queue, slot), FiberRef.currentLoggers, slotLoggers))
@@ -781,7 +503,7 @@ export class Runner {
       }
       yield* Effect.addFinalizer(() => self.stop())
       // A starting runner rescues at once: in a crash loop, no runner may live long enough for a later pass.
-      yield* every(self.heartbeatMillis, "maintenance", self.maintain())
+      yield* every(self.heartbeatMillis, "maintenance", maintain(self.config))
       yield* Effect.forkScoped(listen)
       for (const queue of self.queues.values()) yield* Effect.forkScoped(Effect.interruptible(self.fetcher(queue)))
     })
@@ -798,7 +520,7 @@ export class Runner {
     return Effect.gen(function*() {
       const giveBackPending = () => {
         for (const queue of self.queues.values()) {
-          for (const job of queue.pending.splice(0)) self.finish(Outcomes.released(job))
+          for (const job of queue.pending.splice(0)) self.writer.add(Outcomes.released(job))
         }
       }
       giveBackPending()
@@ -827,19 +549,10 @@ export class Runner {
       // A job handed to a slot as it was interrupted went back to its queue.
       giveBackPending()
       const writeBy = Option.match(deadline, { onNone: () => Infinity, onSome: (at) => at - 100 })
-      // The first flush also waits for one the writer has in flight.
-      for (let round = 0; round === 0 || (self.outcomes.length > 0 && round < 10); round++) {
-        const written = yield* Effect.either(self.flush())
-        if (written._tag === "Left") {
-          yield* Effect.logError(`Job runner: writing job outcomes at shutdown failed (${sqlText(written.left)})`)
-        }
-        if (self.outcomes.length === 0 || (yield* Clock.currentTimeMillis) + 200 > writeBy) break
-        yield* Effect.sleep("200 millis")
-      }
-      if (self.outcomes.length > 0) {
+      const unwritten = yield* self.writer.drain(writeBy)
+      if (unwritten > 0) {
         yield* Effect.logError(
-          `Job runner: ${self.outcomes.length} job outcome(s) could not be written at shutdown; ` +
-            "their jobs will be rescued"
+          `Job runner: ${unwritten} job outcome(s) could not be written at shutdown; their jobs will be rescued`
         )
       }
       yield* PubSub.shutdown(self.events)

@@ -12,6 +12,18 @@ import type pg from "pg"
 import type { Claimed, Outcome } from "./outcomes.js"
 import { liveStatesSql, type Store } from "./store.js"
 
+/** A database failure in one line: the driver's message is not among its enumerable fields. */
+export const errorText = (error: SqlError): string => {
+  const cause = error.cause
+  return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message
+}
+
+/** A failure caused by the values sent (SQLSTATE class 22), not by the connection or the server. */
+export const isDataError = (error: SqlError): boolean => {
+  const code = (error.cause as { readonly code?: unknown } | undefined)?.code
+  return typeof code === "string" && code.startsWith("22")
+}
+
 const claimedColumns = (alias: string) =>
   `${alias}.id::text AS id, ${alias}.name, ${alias}.queue, ${alias}.payload, ${alias}.attempt,
   ${alias}.max_attempts AS "maxAttempts", ${alias}.run_at AS "runAt", ${alias}.inserted_at AS "insertedAt",
