@@ -316,17 +316,7 @@ export const make = (
       cancel: (id) =>
         Effect.gen(function*() {
           if (!validId(id)) return yield* new JobNotFound({ id })
-          const rows = yield* sql<Store.InfoRow>`
-            WITH old AS (
-              SELECT id AS old_id, state AS previous FROM ${store.jobs} WHERE id = ${id}::bigint FOR UPDATE
-            ), cancelled AS (
-              UPDATE ${store.jobs} SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL
-              FROM old WHERE id = old_id AND previous IN ${sql.literal(Store.liveStatesSql)}
-              RETURNING ${sql.literal(Store.infoColumns)}, previous
-            ), notified AS (
-              SELECT pg_notify(${store.channel}, ${`c:${id}`}) FROM cancelled WHERE previous = 'running'
-            )
-            SELECT * FROM cancelled, (SELECT count(*) FROM notified) AS n`
+          const rows = yield* Statements.cancelJobs(store, sql`id = ${id}::bigint`, "info")
           if (rows.length > 0) return Store.toInfo(rows[0])
           yield* notChanged(id, "cancel", ["cancelled"])
           return yield* found(id)
@@ -334,26 +324,28 @@ export const make = (
       retry: (id) =>
         Effect.gen(function*() {
           if (!validId(id)) return yield* new JobNotFound({ id })
-          const rows = yield* sql<Store.InfoRow>`
-            WITH retried AS (
-              UPDATE ${store.jobs} SET state = 'available', run_at = now(), finalized_at = NULL,
-                max_attempts = GREATEST(max_attempts, attempt + 1)
-              WHERE id = ${id}::bigint AND state IN ('discarded', 'cancelled', 'retryable', 'scheduled')
-              RETURNING ${sql.literal(Store.infoColumns)}
-            ), notified AS (
-              SELECT pg_notify(${store.channel}, 'j:' || queue) FROM retried
-            )
-            SELECT * FROM retried, (SELECT count(*) FROM notified) AS n`
+          const rows = yield* Statements.retryJobs(store, sql`id = ${id}::bigint`, "info")
           if (rows.length > 0) return Store.toInfo(rows[0])
+          const info = yield* found(id)
+          if (Option.isSome(info.uniqueKey) && (info.state === "discarded" || info.state === "cancelled")) {
+            const holder = yield* Statements.uniqueKeyHolder(store, id, info.uniqueKey.value)
+            if (Option.isSome(holder)) {
+              return yield* new InvalidJobState({
+                id,
+                action: "retry",
+                state: info.state,
+                reason: `job ${holder.value} holds its unique key ${JSON.stringify(info.uniqueKey.value)}`
+              })
+            }
+          }
           yield* notChanged(id, "retry", ["available"])
           return yield* found(id)
         }),
       delete: (id) =>
         Effect.gen(function*() {
           if (!validId(id)) return yield* new JobNotFound({ id })
-          const rows =
-            yield* sql`DELETE FROM ${store.jobs} WHERE id = ${id}::bigint AND state <> 'running' RETURNING id`
-          if (rows.length === 0) yield* notChanged(id, "delete (cancel it first)", [])
+          const rows = yield* Statements.deleteJobs(store, sql`id = ${id}::bigint`, "count")
+          if (rows === 0) yield* notChanged(id, "delete (cancel it first)", [])
         }),
       get: (id) => validId(id) ? Store.get(store, id) : Effect.succeed(Option.none()),
       list: (options = {}) => {

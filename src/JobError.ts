@@ -67,10 +67,14 @@ export class JobNotFound extends Schema.TaggedError<JobNotFound>()("JobNotFound"
 export class InvalidJobState extends Schema.TaggedError<InvalidJobState>()("InvalidJobState", {
   id: Schema.String,
   action: Schema.String,
-  state: Schema.String
+  state: Schema.String,
+  /** What else stands in the way, when the state alone does not. */
+  reason: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `Cannot ${this.action} job ${this.id}: it is ${this.state}`
+    return `Cannot ${this.action} job ${this.id}: it is ${this.state}${
+      this.reason === undefined ? "" : `, and ${this.reason}`
+    }`
   }
 }
 

@@ -368,11 +368,11 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       })
       const { id: first } = yield* client.enqueue(Unique, {})
       yield* sql`UPDATE ${sql(schema)}.jobs SET state = 'discarded', finalized_at = now() WHERE id = ${first}::bigint`
-      yield* client.enqueue(Unique, {})
+      const { id: second } = yield* client.enqueue(Unique, {})
       const conflict = yield* post(port, `/api/jobs/${first}/retry`, {}, bearer)
       expect([conflict.status, conflict.json()]).toEqual([409, {
         _tag: "Conflict",
-        message: `job ${first} cannot run again: a live job holds its unique key`
+        message: `Cannot retry job ${first}: it is discarded, and job ${second} holds its unique key "the-one"`
       }])
       // A row the page cannot show does not take the list down with it.
       const { id: broken } = yield* client.enqueue(Note, { text: "broken" })

@@ -238,6 +238,13 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const again = yield* client.enqueue(Report, { day: "2026-11-25" }, { delay: "1 hour" })
       expect(again.inserted).toBe(true)
       expect(again.id).not.toBe(first.id)
+      // Its key is held again: retrying the cancelled one would make a duplicate.
+      const refused = yield* Effect.flip(client.retry(first.id))
+      expect(refused._tag).toBe("InvalidJobState")
+      expect(refused.message).toBe(
+        `Cannot retry job ${first.id}: it is cancelled, and job ${again.id} holds its unique key "report:2026-11-25"`
+      )
+      expect((yield* client.get(first.id)).pipe(Option.map((job) => job.state))).toEqual(Option.some("cancelled"))
     }))
 
   it.scoped("100 concurrent enqueues with one unique key make one job", () =>

@@ -3,10 +3,11 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect, Either, FiberRef, Layer, Option, Schema } from "effect"
 import { JobInfo, JobState } from "../../Job.js"
 import { JobClient } from "../../JobClient.js"
-import { JobNotFound, RecurringNotFound } from "../../JobError.js"
+import { InvalidJobState, JobNotFound, RecurringNotFound } from "../../JobError.js"
 import { JobRunner } from "../../JobRunner.js"
 import { Recurring } from "../../Recurring.js"
 import { WorkerRegistry } from "../../WorkerRegistry.js"
+import * as Statements from "../jobs/statements.js"
 import * as Store from "../jobs/store.js"
 import * as Api from "./api.js"
 
@@ -54,12 +55,10 @@ const unavailable = (error: SqlError, timeoutMillis: number) =>
       : `the database could not answer: ${error.message}`
   })
 
-/** A unique key that a live job holds again turns a retry into a conflict, not an outage. */
-const uniqueConflict = (id: string) => <E>(error: E): Effect.Effect<never, E | Api.Conflict> =>
-  (error as { _tag?: unknown })._tag === "SqlError" && sqlState(error as SqlError) === "23505"
-    ? Effect.fail(
-      new Api.Conflict({ message: `job ${id} cannot run again: a live job holds its unique key` })
-    )
+/** A unique key that a live job holds again turns a retry into a conflict, not a bad state. */
+const uniqueConflict = <E>(error: E): Effect.Effect<never, E | Api.Conflict> =>
+  error instanceof InvalidJobState && error.reason !== undefined
+    ? Effect.fail(new Api.Conflict({ message: error.message }))
     : Effect.fail(error)
 
 const notFound = (id: string) => new Api.JobNotFound({ id, message: new JobNotFound({ id }).message })
@@ -211,13 +210,11 @@ export const handlers = (settings: Settings) => {
             Option.match({ onNone: () => Effect.fail(notFound(path.id)), onSome: Effect.succeed })
           ))
         .handle("retry", ({ path }) =>
-          withMessages(db(client.retry(path.id).pipe(Effect.catchAll(uniqueConflict(path.id))))).pipe(
-            Effect.tap(() =>
-              audit("retry", `job ${path.id}`, 1)
-            )
+          withMessages(db(client.retry(path.id).pipe(Effect.catchAll(uniqueConflict)))).pipe(
+            Effect.tap(() => audit("retry", `job ${path.id}`, 1))
           ))
         .handle("runNow", ({ path }) =>
-          withMessages(db(client.retry(path.id).pipe(Effect.catchAll(uniqueConflict(path.id))))).pipe(
+          withMessages(db(client.retry(path.id).pipe(Effect.catchAll(uniqueConflict)))).pipe(
             Effect.tap(() =>
               audit("run now", `job ${path.id}`, 1)
             )
@@ -325,52 +322,28 @@ const bulk = (
     const { sql } = store
     const matching = sql.and(Store.filterConditions(store, filter))
     const applies = action === "retry"
-      ? sql`state IN ('discarded', 'cancelled', 'retryable', 'scheduled')`
+      ? sql`state IN ${sql.literal(Statements.retryableStatesSql)}`
       : action === "cancel"
       ? sql`state IN ${sql.literal(Store.liveStatesSql)}`
       : sql`state <> 'running'`
-    const [{ count }] = yield* sql<{ count: number }>`
-      SELECT count(*)::int AS count FROM (
+    const [{ covered }] = yield* sql<{ covered: number }>`
+      SELECT count(*)::int AS covered FROM (
         SELECT 1 FROM ${store.jobs} WHERE ${matching} AND ${applies} LIMIT ${limit + 1}
-      ) AS covered`
-    if (dryRun) return { count: Number(count), limit }
-    if (Number(count) > limit) {
+      ) AS matched`
+    if (dryRun) return { count: Number(covered), limit }
+    if (Number(covered) > limit) {
       return yield* new Api.BulkLimitExceeded({
         message: `this ${action} would touch more than ${limit} jobs (the dashboard's bulkLimit): ` +
           `narrow the filter, or raise bulkLimit`
       })
     }
-    const statement = action === "retry"
-      ? sql`
-      WITH retried AS (
-        UPDATE ${store.jobs} SET state = 'available', run_at = now(), finalized_at = NULL,
-          max_attempts = GREATEST(max_attempts, attempt + 1)
-        WHERE ${matching} AND ${applies}
-          -- A finished job whose unique key a live job holds again stays as it is.
-          AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
-            SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
-              AND live.state IN ${sql.literal(Store.liveStatesSql)}))
-        RETURNING queue
-      ), notified AS (
-        SELECT pg_notify(${store.channel}, 'j:' || queue) FROM (SELECT DISTINCT queue FROM retried) AS q
-      )
-      SELECT (SELECT count(*) FROM retried)::int AS count, (SELECT count(*) FROM notified) AS n`
+    // Each action applies its own states again, under its row locks.
+    const count = yield* (action === "retry"
+      ? Statements.retryJobs(store, matching, "count")
       : action === "cancel"
-      ? sql`
-      WITH old AS (
-        SELECT id AS old_id, state AS previous FROM ${store.jobs} WHERE ${matching} AND ${applies} FOR UPDATE
-      ), cancelled AS (
-        UPDATE ${store.jobs} SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL
-        FROM old WHERE id = old_id RETURNING id, previous
-      ), notified AS (
-        SELECT pg_notify(${store.channel}, 'c:' || id) FROM cancelled WHERE previous = 'running'
-      )
-      SELECT (SELECT count(*) FROM cancelled)::int AS count, (SELECT count(*) FROM notified) AS n`
-      : sql`
-      WITH deleted AS (DELETE FROM ${store.jobs} WHERE ${matching} AND ${applies} RETURNING id)
-      SELECT count(*)::int AS count FROM deleted`
-    const rows = yield* statement
-    return { count: Number((rows[0] as { count: number }).count), limit }
+      ? Statements.cancelJobs(store, matching, "count")
+      : Statements.deleteJobs(store, matching, "count"))
+    return { count, limit }
   })
 
 /** What `/readyz` found: one entry per check. */

@@ -10,7 +10,7 @@ import { Effect, Option } from "effect"
 import { hostname } from "node:os"
 import type pg from "pg"
 import type { Claimed, Outcome } from "./outcomes.js"
-import { liveStatesSql, type Store } from "./store.js"
+import { infoColumns, type InfoRow, liveStatesSql, type Store } from "./store.js"
 
 /** A database failure in one line: the driver's message is not among its enumerable fields. */
 export const errorText = (error: SqlError): string => {
@@ -354,4 +354,114 @@ export const prune = (store: Store, millis: number): Effect.Effect<void, SqlErro
     SELECT id FROM ${store.jobs}
     WHERE finalized_at < now() - ${millis} * interval '1 millisecond'
     LIMIT 10000)`)
+}
+
+// ---- actions on jobs (the client's, the dashboard's) ----------------------------------------
+
+/** What an action returns: the changed jobs, or only how many there were (a bulk action). */
+type Returning = "info" | "count"
+
+type ActionResult<R extends Returning> = R extends "info" ? ReadonlyArray<InfoRow> : number
+
+const finish = <R extends Returning>(
+  returning: R,
+  rows: Effect.Effect<ReadonlyArray<InfoRow & { readonly count?: number }>, SqlError>
+): Effect.Effect<ActionResult<R>, SqlError> =>
+  Effect.map(rows, (rows) => (returning === "info" ? rows : Number(rows[0]?.count ?? 0)) as ActionResult<R>)
+
+/** The states a job can be retried from. */
+export const retryableStatesSql = "('discarded', 'cancelled', 'retryable', 'scheduled')"
+
+/**
+ * Cancels the live jobs `where` selects: a running one's runner is told to
+ * interrupt its run.
+ */
+export const cancelJobs = <R extends Returning>(
+  store: Store,
+  where: Statement.Fragment,
+  returning: R
+): Effect.Effect<ActionResult<R>, SqlError> => {
+  const { sql } = store
+  return finish(
+    returning,
+    sql<InfoRow>`
+      WITH old AS (
+        SELECT id AS old_id, state AS previous FROM ${store.jobs}
+        WHERE ${where} AND state IN ${sql.literal(liveStatesSql)} FOR UPDATE
+      ), cancelled AS (
+        UPDATE ${store.jobs} SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL
+        FROM old WHERE id = old_id RETURNING ${sql.literal(infoColumns)}, previous
+      ), notified AS (
+        SELECT pg_notify(${store.channel}, 'c:' || id) FROM cancelled WHERE previous = 'running'
+      )
+      ${
+      returning === "info"
+        ? sql`SELECT * FROM cancelled, (SELECT count(*) FROM notified) AS n`
+        : sql`SELECT (SELECT count(*) FROM cancelled)::int AS count, (SELECT count(*) FROM notified) AS n`
+    }`
+  )
+}
+
+/**
+ * Makes the jobs `where` selects available now, with an attempt more if
+ * they had spent them all. A finished job whose unique key a live job holds
+ * again stays as it is.
+ */
+export const retryJobs = <R extends Returning>(
+  store: Store,
+  where: Statement.Fragment,
+  returning: R
+): Effect.Effect<ActionResult<R>, SqlError> => {
+  const { sql } = store
+  return finish(
+    returning,
+    sql<InfoRow>`
+      WITH retried AS (
+        UPDATE ${store.jobs} SET state = 'available', run_at = now(), finalized_at = NULL,
+          max_attempts = GREATEST(max_attempts, attempt + 1)
+        WHERE ${where} AND state IN ${sql.literal(retryableStatesSql)}
+          AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
+            SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
+              AND live.state IN ${sql.literal(liveStatesSql)}))
+        RETURNING ${sql.literal(infoColumns)}
+      ), notified AS (
+        SELECT pg_notify(${store.channel}, 'j:' || queue) FROM (SELECT DISTINCT queue FROM retried) AS q
+      )
+      ${
+      returning === "info"
+        ? sql`SELECT * FROM retried, (SELECT count(*) FROM notified) AS n`
+        : sql`SELECT (SELECT count(*) FROM retried)::int AS count, (SELECT count(*) FROM notified) AS n`
+    }`
+  )
+}
+
+/** Deletes the jobs `where` selects, but not running ones. */
+export const deleteJobs = <R extends Returning>(
+  store: Store,
+  where: Statement.Fragment,
+  returning: R
+): Effect.Effect<ActionResult<R>, SqlError> => {
+  const { sql } = store
+  return finish(
+    returning,
+    sql<InfoRow>`
+      WITH deleted AS (
+        DELETE FROM ${store.jobs} WHERE ${where} AND state <> 'running' RETURNING ${sql.literal(infoColumns)}
+      )
+      ${returning === "info" ? sql`SELECT * FROM deleted` : sql`SELECT count(*)::int AS count FROM deleted`}`
+  )
+}
+
+/** The live job other than `id` that holds unique key `key`, if any. */
+export const uniqueKeyHolder = (
+  store: Store,
+  id: string,
+  key: string
+): Effect.Effect<Option.Option<string>, SqlError> => {
+  const { sql } = store
+  return Effect.map(
+    sql<{ readonly id: string }>`SELECT id::text AS id FROM ${store.jobs}
+      WHERE unique_key = ${key} AND state IN ${sql.literal(liveStatesSql)} AND id <> ${id}::bigint LIMIT 1`,
+    (rows) => Option.fromNullable(rows[0]?.id)
+  )
 }
