@@ -7,8 +7,8 @@ export default defineConfig({
     globalSetup: ["test/support/globalSetup.ts"],
     setupFiles: ["test/support/setup.ts"],
     pool: "forks",
-    // Tests use a real database and real processes.
-    testTimeout: 30_000,
+    // Tests use a real database and real processes; a loaded machine takes many times longer to start them.
+    testTimeout: 120_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000
   }

@@ -447,7 +447,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
           { product: "mouse", status: "processed" }
         ])
         expect(yield* fs.readFileString(path.join(dataDir, "graceful-shutdown.log"))).toContain("batch 1 step 5")
-      }).pipe(Effect.provide(NodeContext.layer)), 60_000)
+      }).pipe(Effect.provide(NodeContext.layer)), 180_000)
 
     it.scoped(
       "the demo starts and stops its own embedded PostgreSQL without DATABASE_URL",

@@ -112,7 +112,7 @@ describe("Host in a real process", () => {
       assert.include(out, "did not finish within the grace period of 1000 ms")
       assert.include(out, "workers still running: stuck-worker")
       assert.notInclude(out, "ticker,")
-    }).pipe(Effect.scoped), 30_000)
+    }).pipe(Effect.scoped), 180_000)
 
   // Sent once the child has shown it took the first: two kills in the same tick are often merged by the
   // kernel into one pending signal, which would not test the rule.
@@ -163,7 +163,7 @@ describe("Host in a real process", () => {
       assert.strictEqual(code, 1, out)
       assert.include(out, `Worker "fatal" failed and stopped the host: the disk is full`)
       assert.include(out, "hook: stopped")
-    }).pipe(Effect.scoped), 30_000)
+    }).pipe(Effect.scoped), 180_000)
 
   it.live("a bad cron expression stops the host before any worker starts", () =>
     Effect.gen(function*() {
@@ -173,7 +173,7 @@ describe("Host in a real process", () => {
       assert.strictEqual(code, 1, out)
       assert.include(out, `invalid day-of-week field in cron expression "0 2 * * 8"`)
       assert.notInclude(out, "hook: started")
-    }).pipe(Effect.scoped), 30_000)
+    }).pipe(Effect.scoped), 180_000)
 
   it.live("LOG_FORMAT=json: every log line is a JSON object with its annotations", () =>
     Effect.gen(function*() {
@@ -191,7 +191,7 @@ describe("Host in a real process", () => {
         logs.map((log) => log.message).filter((m) => m === "Host stopping" || m === "Host stopped"),
         ["Host stopping", "Host stopped"]
       )
-    }).pipe(Effect.scoped), 30_000)
+    }).pipe(Effect.scoped), 180_000)
 
   it.live(
     "a LOG_FORMAT that is not a format: exit code 1, the variable and the formats named",

@@ -92,7 +92,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           expect(line).toMatch(/^Job listener: .+; connecting again in 100 ms$/)
         }
       }),
-    { timeout: 60_000 }
+    { timeout: 180_000 }
   )
 
   it.scoped(
@@ -148,7 +148,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           expect(sockets).toBeGreaterThanOrEqual(3)
         }).pipe(Effect.provide(Stack))
       }),
-    { timeout: 60_000 }
+    { timeout: 180_000 }
   )
 
   // The suite runs without test services: this test brings its own TestClock.

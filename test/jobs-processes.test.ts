@@ -76,7 +76,7 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
           } else expect([job.attempt, job.errors]).toEqual([1, []])
         }
       }),
-    { timeout: 90_000 }
+    { timeout: 180_000 }
   )
 
   it.scoped(
@@ -96,7 +96,7 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
         const waiting = yield* client.list({ state: "available", limit: 100 })
         for (const job of waiting) expect(job.attempt).toBe(0)
       }),
-    { timeout: 60_000 }
+    { timeout: 180_000 }
   )
 
   for (
@@ -123,7 +123,7 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
           expect(jobs.map((job) => [job.state, job.attempt])).toEqual([["available", 0], ["available", 0]])
           expect(yield* runner.output).not.toContain("did not finish within the grace period")
         }),
-      { timeout: 60_000 }
+      { timeout: 180_000 }
     )
   }
 
@@ -156,7 +156,7 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
         yield* stop(runner)
         expect(yield* runner.output).toContain("connecting again")
       }),
-    { timeout: 60_000 }
+    { timeout: 180_000 }
   )
 
   it.scoped("cancelling a running job from another process interrupts it", () =>
@@ -175,7 +175,7 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
       yield* stop(runner)
       const job = yield* client.get(id)
       expect(job._tag === "Some" && job.value.state).toBe("cancelled")
-    }), { timeout: 60_000 })
+    }), { timeout: 180_000 })
 
   it.scoped("a paused queue is claimed by no runner until it is resumed", () =>
     Effect.gen(function*() {
@@ -195,5 +195,5 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
       yield* client.resume("work")
       yield* eventually(countByState, (counts) => counts.completed === 5, "5 completed jobs")
       yield* Effect.forEach(runners, stop, { concurrency: 2 })
-    }), { timeout: 60_000 })
+    }), { timeout: 180_000 })
 })

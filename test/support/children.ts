@@ -104,7 +104,8 @@ export const spawn = (
       waitOptions?: { readonly timeout?: Duration.DurationInput | undefined }
     ) => {
       const matches = () => typeof pattern === "string" ? output.includes(pattern) : pattern.test(output)
-      const timeout = waitOptions?.timeout ?? Duration.seconds(20)
+      // Starting a child under tsx takes seconds, and many more on a loaded machine.
+      const timeout = waitOptions?.timeout ?? Duration.seconds(90)
       const waitFor = Effect.async<void, ChildProcessError>((resume) => {
         const check = () => {
           if (!matches() && isRunning(child)) return
