@@ -55,17 +55,18 @@ export class QueueRunner {
     this.wait = hookOf(Metrics.keys.jobWait, labels)
   }
 
-  private idle_ = Deferred.unsafeMake<void>(FiberId.none)
+  /** Completed, and replaced, each time `busy` drops to 0. */
+  private becameIdle = Deferred.unsafeMake<void>(FiberId.none)
 
   /** Called when `busy` drops to 0. */
   idleSignal(): void {
-    Deferred.unsafeDone(this.idle_, Exit.void)
-    this.idle_ = Deferred.unsafeMake(FiberId.none)
+    Deferred.unsafeDone(this.becameIdle, Exit.void)
+    this.becameIdle = Deferred.unsafeMake(FiberId.none)
   }
 
   /** Completes when no slot of the queue runs a job. */
   untilIdle(): Effect.Effect<void> {
-    return Effect.suspend(() => this.busy === 0 ? Effect.void : Deferred.await(this.idle_))
+    return Effect.suspend(() => this.busy === 0 ? Effect.void : Deferred.await(this.becameIdle))
   }
 
   wake(): void {
