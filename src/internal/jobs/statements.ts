@@ -73,8 +73,17 @@ export interface NewJob {
  * the future, else `available`. A unique key held by a live job, or a
  * recurring tick that has its job already, inserts nothing for that row.
  */
-export const insertJobs = (store: Store, source: Statement.Fragment): Statement.Fragment => {
+export const insertJobs = (
+  store: Store,
+  source: Statement.Fragment,
+  rows: "enqueued" | "recurring"
+): Statement.Fragment => {
   const { sql } = store
+  // Enqueued rows have no recurring tick, so only their unique key can conflict: one index to check instead of
+  // every unique index, as a conflict target of none would.
+  const conflict = rows === "enqueued"
+    ? sql`(unique_key) WHERE unique_key IS NOT NULL AND state IN ${sql.literal(liveStatesSql)}`
+    : sql``
   return sql`
     INSERT INTO ${store.jobs} (name, queue, payload, state, priority, max_attempts, run_at, unique_key, trace_id,
       span_id, recurring_id, recurring_tick)
@@ -82,7 +91,7 @@ export const insertJobs = (store: Store, source: Statement.Fragment): Statement.
       s.priority, s.max_attempts, s.run_at, s.unique_key, s.trace_id, s.span_id, s.recurring_id, s.recurring_tick
     FROM ${source} AS s
     ORDER BY s.ord
-    ON CONFLICT DO NOTHING
+    ON CONFLICT ${conflict} DO NOTHING
     RETURNING id, queue, unique_key, recurring_id, recurring_tick, run_at`
 }
 
@@ -127,7 +136,7 @@ export const insert = (
   return sql<{ readonly id: string; readonly uniqueKey: string | null }>`
     WITH due AS (
       SELECT COALESCE(${job.runAt ?? null}::timestamptz, now() + ${job.delayMillis} * interval '1 millisecond') AS at
-    ), inserted AS (${insertJobs(store, source)}), notified AS (
+    ), inserted AS (${insertJobs(store, source, "enqueued")}), notified AS (
       -- One queue and one due time: one notification, without going through the rows.
       SELECT pg_notify(${store.channel}, ${`j:${job.queue}`}) FROM due
       WHERE due.at <= now() AND EXISTS (SELECT 1 FROM inserted)
