@@ -333,7 +333,11 @@ export class ScheduledWorker extends Base {
     return this.next(this.giveUp(exit.cause), true, ended)
   }
 
-  private retries(first: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> {
+  private retries(
+    first: Exit.Exit<unknown, unknown>,
+    started: number,
+    ended?: (exit: Exit.Exit<unknown, unknown>) => void
+  ): Effect.Effect<void> {
     return Effect.flatMap(
       retryLoop(first, this.task(), {
         retry: this.common.retry,
@@ -341,7 +345,10 @@ export class ScheduledWorker extends Base {
         metrics: this.metrics,
         what: `Worker "${this.name}" iteration`
       }),
-      (exit) => this.finish(exit, started) ?? Effect.void
+      (exit) => {
+        ended?.(exit)
+        return this.finish(exit, started) ?? Effect.void
+      }
     )
   }
 
@@ -349,11 +356,15 @@ export class ScheduledWorker extends Base {
    * What follows the first attempt of an iteration: its scope closed, then its
    * outcome recorded, or the task retried. `undefined` when nothing is left to run.
    */
-  private settle(exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> | undefined {
+  private settle(
+    exit: Exit.Exit<unknown, unknown>,
+    started: number,
+    ended?: (exit: Exit.Exit<unknown, unknown>) => void
+  ): Effect.Effect<void> | undefined {
     const close = this.shared?.end(exit)
     const rest = Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
       ? this.finish(exit, started)
-      : this.retries(exit, started)
+      : this.retries(exit, started, ended)
     if (close === undefined) return rest
     const closing = Effect.uninterruptible(close)
     return rest === undefined ? closing : Effect.zipRight(closing, rest)
@@ -374,14 +385,22 @@ export class ScheduledWorker extends Base {
       this.tracker.fork(first, this, started)
       return
     }
-    const iteration = Effect.flatMap(Effect.exit(first), (exit) => this.settle(exit, started) ?? Effect.void)
+    // The span ends with the iteration's outcome, after its retries: failed when the last attempt failed.
+    let outcome: Exit.Exit<unknown, unknown> = Exit.void
+    const iteration = Effect.flatMap(Effect.exit(first), (exit) => {
+      outcome = exit
+      return this.settle(exit, started, (last) => outcome = last) ?? Effect.void
+    })
+    const failed = Effect.suspend(() =>
+      Exit.isFailure(outcome) && !Cause.isInterruptedOnly(outcome.cause) ? outcome : Effect.void
+    )
     this.tracker.fork(
-      Effect.withSpan(iteration, "effect_workers.worker.iteration", {
+      Effect.exit(Effect.withSpan(Effect.zipRight(iteration, failed), "effect_workers.worker.iteration", {
         attributes: { "effect_workers.worker": this.name },
         root: true,
         // A stack trace per span was the largest single cost of a cheap iteration.
         captureStackTrace: false
-      }),
+      })),
       this
     )
   }
