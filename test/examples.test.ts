@@ -194,7 +194,9 @@ describe("MessageQueueProcessorService", () => {
       const dead = yield* Queue.take(queue.deadLetters)
 
       expect(dead.message.id).toBe("poison")
-      expect(dead.reason).toBe(`unknown message type "invoice.unknown"`)
+      expect(dead.reason).toBe(
+        `unknown message type "invoice.unknown" (deliberate, to show retries and the dead-letter queue)`
+      )
       expect(yield* queue.acknowledged).toEqual(["order", "flaky"])
       expect(HashMap.toEntries(yield* Ref.get(attempts)).sort()).toEqual([["flaky", 2], ["order", 1], ["poison", 3]])
       expect(yield* Queue.size(queue.deadLetters)).toBe(0)
@@ -416,7 +418,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
           JOBS_API_PORT: String(yield* freePort)
         })
         // The dashboard, with the health checks and metrics, at the address it prints.
-        yield* demo.waitForOutput(`Listening on http://127.0.0.1:${port}`)
+        yield* demo.waitForOutput(`Dashboard listening on http://127.0.0.1:${port}`)
         const get = (path: string) =>
           Effect.promise(async () => {
             const response = await fetch(`http://127.0.0.1:${port}${path}`)

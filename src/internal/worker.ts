@@ -23,7 +23,7 @@ import { WorkerFailed } from "../WorkerError.js"
 import type { WorkerStatus } from "../WorkerStatus.js"
 import { IterationScope } from "./iterationScope.js"
 import { type CronTicks, nextTick, tickFrom } from "./recurring/schedule.js"
-import { causeText, FiberTracker, type Managed, type Registry, StatusCell } from "./registry.js"
+import { causeText, FiberTracker, loggedCause, type Managed, type Registry, StatusCell } from "./registry.js"
 import type { TimerEntry } from "./timer.js"
 
 export type FailurePolicy = "continue" | "restart" | "stopHost"
@@ -158,20 +158,19 @@ const retryLoop = <A>(
       cell.lastError = causeText(cause)
       metrics.failedAttempt()
       if (retry === undefined) {
-        yield* Effect.logError(`${what} failed`, cause)
+        yield* Effect.logError(`${what} failed`, loggedCause(cause))
         return exit
       }
       driver ??= yield* Schedule.driver(retry)
       cell.set("backingOff")
       // The driver waits before answering, so a retry is announced by attempt number, not delay.
-      // An expected, typed failure that will be retried is one line; a defect keeps its stack trace.
       yield* Effect.logWarning(
         `${what} failed (attempt ${attempts}); retrying on its retry schedule`,
-        Cause.isDie(cause) ? cause : causeText(cause)
+        loggedCause(cause)
       )
       const next = yield* Effect.either(driver.next(Cause.squash(cause)))
       if (next._tag === "Left") {
-        yield* Effect.logError(`${what} failed, retries spent`, cause)
+        yield* Effect.logError(`${what} failed, retries spent`, loggedCause(cause))
         return exit
       }
       cell.set("running")
@@ -599,7 +598,10 @@ export class ConsumerWorker<A> extends Base {
       self.metrics.deadLetter()
       yield* self.options.deadLetter(item, exit.cause).pipe(
         Effect.catchAllCause((cause) =>
-          Effect.logError(`Worker "${self.name}": the dead-letter handler failed; the item is only in this log`, cause)
+          Effect.logError(
+            `Worker "${self.name}": the dead-letter handler failed; the item is only in this log`,
+            loggedCause(cause)
+          )
             .pipe(Effect.annotateLogs("item", String(item)))
         )
       )
@@ -650,7 +652,7 @@ export class ConsumerWorker<A> extends Base {
     if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
     this.status.failures++
     this.status.lastError = causeText(exit.cause)
-    yield* Effect.logError(`Worker "${this.name}": its source failed`, exit.cause)
+    yield* Effect.logError(`Worker "${this.name}": its source failed`, loggedCause(exit.cause))
     const decision = this.giveUp(exit.cause)
     if (decision === "again") {
       this.scheduleRestart()
