@@ -438,6 +438,12 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
         expect(yield* interrupt(demo)).toEqual({ code: 0, signal: null })
 
         const output = yield* demo.output
+        // What runs is counted; deliberate failures say so, in one line each, with no stack frames.
+        expect(output).toMatch(/Host started with \d+ workers, 2 job runners and 1 recurring scheduler/)
+        expect(output).toContain(
+          `MessageRejected: unknown message type "invoice.unknown" (deliberate, to show retries and the dead-letter queue)`
+        )
+        expect(output).not.toMatch(/^\s+at /m)
         expect(output).toContain("Application stopping signal received")
         expect(output).toContain("Cleanup complete")
         expect(output).toContain("Host stopped")

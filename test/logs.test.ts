@@ -21,7 +21,9 @@ const ClientLive = Layer.unwrapEffect(
 
 const entry = (entries: ReadonlyArray<LogEntry>, message: string) => {
   const found = entries.find((e) => e.message === message)
-  if (found === undefined) throw new Error(`no log line "${message}" among:\n${entries.map((e) => e.message).join("\n")}`)
+  if (found === undefined) {
+    throw new Error(`no log line "${message}" among:\n${entries.map((e) => e.message).join("\n")}`)
+  }
   return found
 }
 
@@ -116,11 +118,16 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       yield* Deferred.await(running)
       expect(Exit.isSuccess(yield* host.stop)).toBe(true)
       const started = (yield* logs).filter((e) => e.message.startsWith("Host started"))
-      expect(started.map((e) => e.message)).toEqual(["Host started with 1 worker, 1 job runner and 1 recurring scheduler"])
+      expect(started.map((e) => e.message)).toEqual([
+        "Host started with 1 worker, 1 job runner and 1 recurring scheduler"
+      ])
 
       const onlyJobs = yield* Testing.startHost(JobRunner.layer({ jobs: [Noop] }), { gracePeriod: "30 seconds" })
       const lines = yield* eventually(
-        Effect.map(logs, (entries) => entries.filter((e) => e.message.startsWith("Host started")).map((e) => e.message)),
+        Effect.map(
+          logs,
+          (entries) => entries.filter((e) => e.message.startsWith("Host started")).map((e) => e.message)
+        ),
         (lines) => lines.length === 2,
         "the second host's start line"
       )
