@@ -3,7 +3,7 @@ import { Effect, Scope } from "effect"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as Postgres from "../examples/support/postgres.js"
+import * as Postgres from "../src/internal/dev/embedded.js"
 
 const embedded = Effect.gen(function*() {
   const dataDir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "effect-workers-bench-pg-")))

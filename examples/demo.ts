@@ -59,7 +59,9 @@ const seed = (tempDir: string) =>
     const oldFile = path.join(tempDir, `upload-${now}.tmp`)
     yield* fs.writeFileString(oldFile, "left over from an upload")
     yield* fs.utimes(oldFile, new Date(now - 2 * day), new Date(now - 2 * day))
-    yield* Effect.logInfo("Demo data seeded: 3 orders, 2 log lines, 2 sessions, 1 old temporary file")
+    yield* Effect.logInfo(
+      "Demo data seeded: 3 orders (one with quantity 0, to be rejected), 2 log lines, 2 sessions, 1 old temporary file"
+    )
   }))
 
 /**

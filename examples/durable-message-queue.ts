@@ -38,10 +38,15 @@ export const ProcessMessage = Job.make("process-message", {
           return yield* Effect.logInfo(`Email sent: ${JSON.stringify(message.payload)}`)
         case "inventory.sync":
           // The inventory service is down on the first attempt: the message is retried.
-          if (attempt === 1) return yield* Effect.fail(new Error("the inventory service did not answer"))
+          if (attempt === 1) {
+            return yield* Effect.fail(
+              new Error("the inventory service did not answer (deliberately, on the first attempt, to show a retry)")
+            )
+          }
           return yield* Effect.logInfo(`Inventory synced: ${JSON.stringify(message.payload)}`)
         default:
-          return yield* Job.unrecoverable(`unknown message type "${message.type}"`)
+          // One sample message has an unknown type, on purpose.
+          return yield* Job.unrecoverable(`unknown message type "${message.type}" (deliberate, to show a dead letter)`)
       }
     })
 })

@@ -17,7 +17,11 @@ import { createServer } from "node:http"
 import * as Database from "./support/database.js"
 import { isMain } from "./support/main.js"
 
-export class MailServerBusy extends Data.TaggedError("MailServerBusy")<{ readonly attempt: number }> {}
+export class MailServerBusy extends Data.TaggedError("MailServerBusy")<{ readonly attempt: number }> {
+  override get message() {
+    return "the mail server is busy (deliberately, on each email's first attempt, to show a retry)"
+  }
+}
 
 /** Sends mail; this one is busy on a message's first attempt, to show the retries. */
 export class Mailer extends Context.Tag("examples/Mailer")<Mailer, {

@@ -69,7 +69,12 @@ export class MessageHandler extends Context.Tag("examples/MessageHandler")<Messa
         case "email.requested":
           return Effect.logInfo(`Email sent: ${JSON.stringify(message.payload)}`)
         default:
-          return Effect.fail(new MessageRejected({ message: `unknown message type "${message.type}"` }))
+          // The sample messages include one of an unknown type now and then, on purpose.
+          return Effect.fail(
+            new MessageRejected({
+              message: `unknown message type "${message.type}" (deliberate, to show retries and the dead-letter queue)`
+            })
+          )
       }
     }
   })

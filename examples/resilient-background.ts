@@ -19,7 +19,11 @@ export class FlakyTask extends Context.Tag("examples/FlakyTask")<FlakyTask, {
   static readonly Default = Layer.succeed(FlakyTask, {
     run: Effect.flatMap(Random.next, (roll) =>
       roll < 1 / 3
-        ? Effect.fail(new TransientFailure({ message: "the upstream service timed out" }))
+        ? Effect.fail(
+          new TransientFailure({
+            message: "the upstream service timed out (deliberately, one run in three, to show retries)"
+          })
+        )
         : Effect.logInfo("Work done"))
   })
 }

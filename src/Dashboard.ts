@@ -23,7 +23,14 @@
  *
  * @since 0.1.0
  */
-import { HttpLayerRouter, HttpServerError, HttpServerRequest, HttpServerResponse, OpenApi } from "@effect/platform"
+import {
+  HttpLayerRouter,
+  HttpServer,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse,
+  OpenApi
+} from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import {
   Cause,
@@ -552,7 +559,11 @@ export const layer = <R = never>(options: ServerOptions<R> = {}) => {
   return Layer.unwrapEffect(Effect.as(
     check,
     // Pages refresh every few seconds: a log line per request would drown the application's own.
-    HttpLayerRouter.serve(routesWith(options, loopback(host)), { disableLogger: true }).pipe(
+    HttpLayerRouter.serve(routesWith(options, loopback(host)), { disableLogger: true, disableListenLog: true }).pipe(
+      // The listening line says what listens: an application may serve more than the dashboard.
+      Layer.merge(
+        Layer.effectDiscard(HttpServer.addressFormattedWith((url) => Effect.logInfo(`Dashboard listening on ${url}`)))
+      ),
       Layer.provide(NodeHttpServer.layer(createServer, { port, host }))
     )
   ))

@@ -23,6 +23,7 @@ import {
   Scope
 } from "effect"
 import * as Check from "./internal/options.js"
+import { loggedCause } from "./internal/registry.js"
 import { ShutdownDeadline } from "./internal/shutdown.js"
 import { ShutdownTimeout, type WorkerFailed } from "./WorkerError.js"
 import { make as makeRegistry, RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
@@ -173,7 +174,7 @@ const checkConcurrent = (input: unknown): Effect.Effect<boolean, ConfigError.Con
 const runHooks = (hooks: ReadonlyArray<Effect.Effect<void>>, phase: string) =>
   Effect.forEach(
     hooks,
-    (hook) => Effect.catchAllCause(hook, (cause) => Effect.logError(`A ${phase} hook failed`, cause)),
+    (hook) => Effect.catchAllCause(hook, (cause) => Effect.logError(`A ${phase} hook failed`, loggedCause(cause))),
     { discard: true }
   )
 
@@ -209,7 +210,7 @@ export const launch = <E, R>(
       logFormat: options?.logFormat !== undefined
         ? Effect.map(decodeLogFormat(options.logFormat), Option.some)
         : logFormatConfig
-    }).pipe(Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", cause)))
+    }).pipe(Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", loggedCause(cause))))
     const program = host(layer, settings.grace, settings.concurrent)
     return yield* Option.isSome(settings.logFormat) ? withLogFormat(program, settings.logFormat.value) : program
   }).pipe(Effect.uninterruptible)
@@ -288,11 +289,11 @@ const host = <E, R>(
         Context.add(ShutdownDeadline, { get: () => shutdownDeadline })
       ) as Context.Context<never> as Context.Context<WorkerRegistry | Lifecycle>
       yield* Layer.buildWithScope(Layer.provide(layer, Layer.succeedContext(context)), appScope).pipe(
-        Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", cause))
+        Effect.tapErrorCause((cause) => Effect.logError("Host failed to start", loggedCause(cause)))
       )
       yield* internal.startAll()
       phase = "started"
-      yield* Effect.logInfo(`Host started with ${internal.workers.size} worker(s)`)
+      yield* Effect.logInfo(`Host started with ${internal.describe()}`)
       yield* runHooks(started, "started")
       const failure = yield* Effect.raceFirst(
         Effect.map(registry.failure, Option.some),

@@ -29,6 +29,7 @@ import * as Check from "./internal/options.js"
 import type * as Job from "./Job.js"
 import { JobClient } from "./JobClient.js"
 import { InvalidJobOptions } from "./JobError.js"
+import { addService } from "./WorkerRegistry.js"
 
 export type {
   /**
@@ -224,6 +225,7 @@ export const layer = <Jobs extends Job.Any>(
           () => runner.wakeAll()
         )
       yield* runner.start(listener)
+      yield* addService("job runner")
       return {
         id: runner.config.id,
         lease: Duration.millis(runner.config.leaseMillis),

@@ -1,7 +1,9 @@
 /**
- * The metrics effect-workers records. All names start with `effect_workers_`;
- * the counters carry a `worker` label; the duration histogram is shared by
- * all workers (per-worker durations are in the status registry).
+ * The metrics effect-workers records. All names start with `effect_workers_`.
+ * The workers' counters carry a `worker` label, and their duration histogram
+ * is shared by all workers (per-worker durations are in the status
+ * registry); the jobs' metrics carry a `queue` label, and `jobRuns` `job`
+ * and `outcome` too. docs/observability.md lists them all.
  * `prometheusText` renders them, and every other Effect metric, for a
  * Prometheus scrape.
  *

@@ -32,11 +32,13 @@ import { StoreInternal } from "./internal/jobs/store.js"
 import * as Values from "./internal/jobs/values.js"
 import * as Check from "./internal/options.js"
 import * as Ticks from "./internal/recurring/schedule.js"
+import { loggedCause } from "./internal/registry.js"
 import type * as Job from "./Job.js"
 import { JobState } from "./Job.js"
 import { JobClient } from "./JobClient.js"
 import type { Enqueued } from "./JobClient.js"
 import { type InvalidJobOptions, type InvalidPayload, InvalidRecurring, RecurringNotFound } from "./JobError.js"
+import { addService } from "./WorkerRegistry.js"
 
 // ---- definitions ------------------------------------------------------------------------------
 
@@ -922,7 +924,7 @@ export const layer = (
           if (result._tag === "Failure") {
             failures++
             wait = Math.min(100 * 2 ** failures, 10_000)
-            yield* Effect.logWarning("Recurring: firing due ticks failed; trying again", result.cause)
+            yield* Effect.logWarning("Recurring: firing due ticks failed; trying again", loggedCause(result.cause))
           } else {
             failures = 0
             if (Option.isSome(result.value.next)) {
@@ -934,6 +936,7 @@ export const layer = (
         }
       })
       yield* Effect.forkScoped(loop)
+      yield* addService("recurring scheduler")
       return service
     }).pipe(Effect.annotateLogs("component", "Recurring"))
   )

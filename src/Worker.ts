@@ -10,6 +10,7 @@ import { Cause, Effect, Either, Layer, Mailbox, Queue, Schedule } from "effect"
 import { parseCron } from "./internal/cron.js"
 import * as Check from "./internal/options.js"
 import { cronTicks } from "./internal/recurring/schedule.js"
+import { loggedCause } from "./internal/registry.js"
 import {
   type Attempt,
   type Common,
@@ -516,7 +517,9 @@ export const consumer = <A, E, R, ROut = never, E2 = never, RIn = never>(
       handler,
       deadLetter: deadLetter ??
         ((item, cause) =>
-          Effect.logError(`Worker "${name}": dead letter`, cause).pipe(Effect.annotateLogs("item", String(item)))),
+          Effect.logError(`Worker "${name}": dead letter`, loggedCause(cause)).pipe(
+            Effect.annotateLogs("item", String(item))
+          )),
       source: sourceOf(source, onUnfinished, name)
     }) as unknown as ConsumerWorker<unknown>
   ) as WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn>

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Deferred, Effect, Layer, Option } from "effect"
+import { Context, Deferred, Effect, Layer, Option, type Scope } from "effect"
 import { Registry } from "./internal/registry.js"
 import type { WorkerFailed } from "./WorkerError.js"
 import type { WorkerStatus } from "./WorkerStatus.js"
@@ -70,3 +70,16 @@ export const make = (
  * @category layers
  */
 export const layer: Layer.Layer<WorkerRegistry> = Layer.scoped(WorkerRegistry, make(true))
+
+/**
+ * Counts a service that runs beside the workers (`"job runner"`, `"recurring
+ * scheduler"`) in the registry of the host building it, if there is one, for
+ * as long as the scope is open: the host's start line names what runs.
+ *
+ * @internal
+ */
+export const addService = (kind: string): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.flatMap(
+    Effect.serviceOption(WorkerRegistry),
+    Option.match({ onNone: () => Effect.void, onSome: (registry) => registry[RegistryInternal].addService(kind) })
+  )

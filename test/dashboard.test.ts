@@ -12,7 +12,7 @@ import { expect, layer } from "@effect/vitest"
 import { Deferred, Effect, ExecutionStrategy, Exit, Layer, Redacted, Ref, Schema, Scope } from "effect"
 import { Dashboard, Job, JobClient, JobRunner } from "effect-workers"
 import { createRequire } from "node:module"
-import * as Postgres from "../examples/support/postgres.js"
+import * as Postgres from "../src/internal/dev/embedded.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
 import { captureLogs } from "./support/logs.js"
@@ -124,10 +124,10 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const logs = yield* captureLogs
       yield* Layer.build(Dashboard.layer({ port: 0 }))
       yield* Layer.build(Dashboard.layer({ host: "0.0.0.0", port: 0, token: "s3cret-token-for-tests" }))
-      const listening = (yield* logs).filter((line) => line.startsWith("Listening on"))
+      const listening = (yield* logs).filter((line) => line.includes("istening on"))
       expect(listening).toHaveLength(2)
-      expect(listening[0]).toMatch(/^Listening on http:\/\/127\.0\.0\.1:\d+$/)
-      expect(listening[1]).toMatch(/^Listening on http:\/\/0\.0\.0\.0:\d+$/)
+      expect(listening[0]).toMatch(/^Dashboard listening on http:\/\/127\.0\.0\.1:\d+$/)
+      expect(listening[1]).toMatch(/^Dashboard listening on http:\/\/0\.0\.0\.0:\d+$/)
     }))
 
   it.scoped("read-only: every action is refused with 403, reads still work", () =>

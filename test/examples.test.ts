@@ -27,7 +27,7 @@ import * as MessageQueue from "../examples/message-queue.js"
 import * as OrderProcessing from "../examples/order-processing.js"
 import * as ResilientBackground from "../examples/resilient-background.js"
 import { SimpleBackgroundService } from "../examples/simple-background.js"
-import * as Postgres from "../examples/support/postgres.js"
+import * as Postgres from "../src/internal/dev/embedded.js"
 import * as Children from "./support/children.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
@@ -194,7 +194,9 @@ describe("MessageQueueProcessorService", () => {
       const dead = yield* Queue.take(queue.deadLetters)
 
       expect(dead.message.id).toBe("poison")
-      expect(dead.reason).toBe(`unknown message type "invoice.unknown"`)
+      expect(dead.reason).toBe(
+        `unknown message type "invoice.unknown" (deliberate, to show retries and the dead-letter queue)`
+      )
       expect(yield* queue.acknowledged).toEqual(["order", "flaky"])
       expect(HashMap.toEntries(yield* Ref.get(attempts)).sort()).toEqual([["flaky", 2], ["order", 1], ["poison", 3]])
       expect(yield* Queue.size(queue.deadLetters)).toBe(0)
@@ -416,7 +418,7 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
           JOBS_API_PORT: String(yield* freePort)
         })
         // The dashboard, with the health checks and metrics, at the address it prints.
-        yield* demo.waitForOutput(`Listening on http://127.0.0.1:${port}`)
+        yield* demo.waitForOutput(`Dashboard listening on http://127.0.0.1:${port}`)
         const get = (path: string) =>
           Effect.promise(async () => {
             const response = await fetch(`http://127.0.0.1:${port}${path}`)
@@ -436,6 +438,12 @@ layer(TestDatabase.layer, { excludeTestServices: true })("examples on PostgreSQL
         expect(yield* interrupt(demo)).toEqual({ code: 0, signal: null })
 
         const output = yield* demo.output
+        // What runs is counted; deliberate failures say so, in one line each, with no stack frames.
+        expect(output).toMatch(/Host started with \d+ workers, 2 job runners and 1 recurring scheduler/)
+        expect(output).toContain(
+          `MessageRejected: unknown message type "invoice.unknown" (deliberate, to show retries and the dead-letter queue)`
+        )
+        expect(output).not.toMatch(/^\s+at /m)
         expect(output).toContain("Application stopping signal received")
         expect(output).toContain("Cleanup complete")
         expect(output).toContain("Host stopped")

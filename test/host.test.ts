@@ -347,7 +347,7 @@ describe("Host.launch", () => {
       const logs = jsonLines(lines)
       const messages = logs.map((log) => log.message)
       // The worker's first iteration is forked as the host starts: its line may come before "Host started".
-      assert.sameMembers(messages.slice(0, 2), ["Host started with 1 worker(s)", `Worker "json-logs" iteration failed`])
+      assert.sameMembers(messages.slice(0, 2), ["Host started with 1 worker", `Worker "json-logs" iteration failed`])
       assert.deepStrictEqual(messages.slice(2), ["Host stopping", "Host stopped"])
       const failure = logs.find((log) => log.message === `Worker "json-logs" iteration failed`)!
       assert.deepStrictEqual(failure.annotations, { worker: "json-logs" })

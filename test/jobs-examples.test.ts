@@ -31,7 +31,9 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const sent = yield* awaitState(jobId, "completed")
       expect(sent.name).toBe("send-notification-email")
       expect(sent.attempt).toBe(2)
-      expect(sent.errors.map((error) => error.message)).toEqual(["MailServerBusy"])
+      expect(sent.errors.map((error) => error.message)).toEqual([
+        "MailServerBusy: the mail server is busy (deliberately, on each email's first attempt, to show a retry)"
+      ])
     }).pipe(Effect.provide(NodeHttpServer.layerTest)))
 
   it.effect("Hangfire: a delayed job waits as scheduled until its time", () =>
@@ -58,7 +60,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect([synced.state, synced.attempt]).toEqual(["completed", 2])
       expect(yield* DurableMessageQueue.deadLetters).toEqual([{
         message: { id: "m3", type: "fax.requested", payload: {} },
-        reason: `Unrecoverable: unknown message type "fax.requested"`
+        reason: `Unrecoverable: unknown message type "fax.requested" (deliberate, to show a dead letter)`
       }])
     }))
 

@@ -1,5 +1,6 @@
 import {
   Cause,
+  ConfigError,
   Context,
   Deferred,
   Effect,
@@ -185,6 +186,26 @@ export class Registry {
     return this.sharedValues.get(key) as A
   }
 
+  /** What runs beside the workers (job runners, recurring schedulers), by kind. */
+  private readonly services = new Map<string, number>()
+
+  /** Counts a `kind` of service, such as `"job runner"`, for as long as the scope is open. */
+  addService(kind: string): Effect.Effect<void, never, Scope.Scope> {
+    const add = (n: number) => Effect.sync(() => this.services.set(kind, (this.services.get(kind) ?? 0) + n))
+    return Effect.acquireRelease(add(1), () => add(-1))
+  }
+
+  /** What runs, counted: `"8 workers, 1 job runner and 1 recurring scheduler"`. */
+  describe(): string {
+    const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`
+    const services = [...this.services].filter(([, n]) => n > 0).sort(([a], [b]) => a < b ? -1 : 1).map((
+      [kind, n]
+    ) => count(n, kind))
+    const workers = [...this.workers.values()].filter((worker) => !this.deregistered.has(worker)).length
+    const parts = workers > 0 || services.length === 0 ? [count(workers, "worker"), ...services] : services
+    return parts.length === 1 ? parts[0] : `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]}`
+  }
+
   signalFailure(error: WorkerFailed): void {
     Deferred.unsafeDone(this.failure, Exit.succeed(error))
   }
@@ -283,14 +304,43 @@ const iterationRuntime = (runtime: Runtime.Runtime<never>): Runtime.Runtime<neve
   return shared
 }
 
+/** The name and message of a failure's value, when it has them: an `Error`, or a tagged value. */
+const nameAndMessage = (value: unknown): readonly [string, string] | undefined => {
+  if (value instanceof Error) return [value.name, value.message]
+  if (typeof value === "object" && value !== null && "_tag" in value) {
+    const message = "message" in value ? value.message : undefined
+    return [String(value._tag), message === undefined ? "" : String(message)]
+  }
+  return undefined
+}
+
 /** Pretty text of a failure for logs and the status registry. */
 export const causeText = (cause: Cause.Cause<unknown>): string => {
   const squashed = Cause.squash(cause)
-  const withMessage = (name: string, message: unknown) =>
-    message === undefined || String(message) === "" ? name : `${name}: ${String(message)}`
-  if (squashed instanceof Error) return withMessage(squashed.name, squashed.message)
-  if (typeof squashed === "object" && squashed !== null && "_tag" in squashed) {
-    return withMessage(String(squashed._tag), "message" in squashed ? squashed.message : undefined)
-  }
-  return String(squashed)
+  // A ConfigError's message leaves out the path of the value; its text has both.
+  if (ConfigError.isConfigError(squashed)) return String(squashed)
+  const described = nameAndMessage(squashed)
+  if (described === undefined) return String(squashed)
+  const [name, message] = described
+  return message === "" ? name : `${name}: ${message}`
+}
+
+/**
+ * What a log line carries of a failure: a defect (a throw, a die) keeps its
+ * whole cause, stack traces included; an expected, typed failure becomes a
+ * cause of one line, its tag and message, since its stack (frames inside
+ * Effect's fiber runtime) says nothing the message does not. Loggers still
+ * show it as the line's cause (`cause` in JSON).
+ */
+export const loggedCause = (cause: Cause.Cause<unknown>): Cause.Cause<unknown> => {
+  if (Cause.isDie(cause) || Cause.isInterruptedOnly(cause)) return cause
+  const squashed = Cause.squash(cause)
+  const [name, message] = ConfigError.isConfigError(squashed)
+    ? ["ConfigError", String(squashed)]
+    : nameAndMessage(squashed) ?? ["Error", String(squashed)]
+  const error = new Error(message)
+  error.name = name
+  // Cause.pretty prints the first line of the stack, then its frames: none.
+  error.stack = `${name}: ${message}`
+  return Cause.fail(error)
 }

@@ -23,7 +23,7 @@ import { WorkerFailed } from "../WorkerError.js"
 import type { WorkerStatus } from "../WorkerStatus.js"
 import { IterationScope } from "./iterationScope.js"
 import { type CronTicks, nextTick, tickFrom } from "./recurring/schedule.js"
-import { causeText, FiberTracker, type Managed, type Registry, StatusCell } from "./registry.js"
+import { causeText, FiberTracker, loggedCause, type Managed, type Registry, StatusCell } from "./registry.js"
 import type { TimerEntry } from "./timer.js"
 
 export type FailurePolicy = "continue" | "restart" | "stopHost"
@@ -158,20 +158,19 @@ const retryLoop = <A>(
       cell.lastError = causeText(cause)
       metrics.failedAttempt()
       if (retry === undefined) {
-        yield* Effect.logError(`${what} failed`, cause)
+        yield* Effect.logError(`${what} failed`, loggedCause(cause))
         return exit
       }
       driver ??= yield* Schedule.driver(retry)
       cell.set("backingOff")
       // The driver waits before answering, so a retry is announced by attempt number, not delay.
-      // An expected, typed failure that will be retried is one line; a defect keeps its stack trace.
       yield* Effect.logWarning(
         `${what} failed (attempt ${attempts}); retrying on its retry schedule`,
-        Cause.isDie(cause) ? cause : causeText(cause)
+        loggedCause(cause)
       )
       const next = yield* Effect.either(driver.next(Cause.squash(cause)))
       if (next._tag === "Left") {
-        yield* Effect.logError(`${what} failed, retries spent`, cause)
+        yield* Effect.logError(`${what} failed, retries spent`, loggedCause(cause))
         return exit
       }
       cell.set("running")
@@ -333,7 +332,11 @@ export class ScheduledWorker extends Base {
     return this.next(this.giveUp(exit.cause), true, ended)
   }
 
-  private retries(first: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> {
+  private retries(
+    first: Exit.Exit<unknown, unknown>,
+    started: number,
+    ended?: (exit: Exit.Exit<unknown, unknown>) => void
+  ): Effect.Effect<void> {
     return Effect.flatMap(
       retryLoop(first, this.task(), {
         retry: this.common.retry,
@@ -341,7 +344,10 @@ export class ScheduledWorker extends Base {
         metrics: this.metrics,
         what: `Worker "${this.name}" iteration`
       }),
-      (exit) => this.finish(exit, started) ?? Effect.void
+      (exit) => {
+        ended?.(exit)
+        return this.finish(exit, started) ?? Effect.void
+      }
     )
   }
 
@@ -349,11 +355,15 @@ export class ScheduledWorker extends Base {
    * What follows the first attempt of an iteration: its scope closed, then its
    * outcome recorded, or the task retried. `undefined` when nothing is left to run.
    */
-  private settle(exit: Exit.Exit<unknown, unknown>, started: number): Effect.Effect<void> | undefined {
+  private settle(
+    exit: Exit.Exit<unknown, unknown>,
+    started: number,
+    ended?: (exit: Exit.Exit<unknown, unknown>) => void
+  ): Effect.Effect<void> | undefined {
     const close = this.shared?.end(exit)
     const rest = Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)
       ? this.finish(exit, started)
-      : this.retries(exit, started)
+      : this.retries(exit, started, ended)
     if (close === undefined) return rest
     const closing = Effect.uninterruptible(close)
     return rest === undefined ? closing : Effect.zipRight(closing, rest)
@@ -374,14 +384,22 @@ export class ScheduledWorker extends Base {
       this.tracker.fork(first, this, started)
       return
     }
-    const iteration = Effect.flatMap(Effect.exit(first), (exit) => this.settle(exit, started) ?? Effect.void)
+    // The span ends with the iteration's outcome, after its retries: failed when the last attempt failed.
+    let outcome: Exit.Exit<unknown, unknown> = Exit.void
+    const iteration = Effect.flatMap(Effect.exit(first), (exit) => {
+      outcome = exit
+      return this.settle(exit, started, (last) => outcome = last) ?? Effect.void
+    })
+    const failed = Effect.suspend(() =>
+      Exit.isFailure(outcome) && !Cause.isInterruptedOnly(outcome.cause) ? outcome : Effect.void
+    )
     this.tracker.fork(
-      Effect.withSpan(iteration, "effect_workers.worker.iteration", {
+      Effect.exit(Effect.withSpan(Effect.zipRight(iteration, failed), "effect_workers.worker.iteration", {
         attributes: { "effect_workers.worker": this.name },
         root: true,
         // A stack trace per span was the largest single cost of a cheap iteration.
         captureStackTrace: false
-      }),
+      })),
       this
     )
   }
@@ -580,7 +598,10 @@ export class ConsumerWorker<A> extends Base {
       self.metrics.deadLetter()
       yield* self.options.deadLetter(item, exit.cause).pipe(
         Effect.catchAllCause((cause) =>
-          Effect.logError(`Worker "${self.name}": the dead-letter handler failed; the item is only in this log`, cause)
+          Effect.logError(
+            `Worker "${self.name}": the dead-letter handler failed; the item is only in this log`,
+            loggedCause(cause)
+          )
             .pipe(Effect.annotateLogs("item", String(item)))
         )
       )
@@ -631,7 +652,7 @@ export class ConsumerWorker<A> extends Base {
     if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
     this.status.failures++
     this.status.lastError = causeText(exit.cause)
-    yield* Effect.logError(`Worker "${this.name}": its source failed`, exit.cause)
+    yield* Effect.logError(`Worker "${this.name}": its source failed`, loggedCause(exit.cause))
     const decision = this.giveUp(exit.cause)
     if (decision === "again") {
       this.scheduleRestart()

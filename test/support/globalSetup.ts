@@ -7,27 +7,26 @@
  * deleted at the end. Test files get its URL and this run's id with
  * `inject("databaseUrl")` / `inject("testRunId")` (see ./database.ts).
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Logger, LogLevel, Redacted, Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
-import * as Postgres from "../../examples/support/postgres.js"
+import { DevDatabase } from "../../src/dev.js"
 import { describeSessions, lingeringSessions, withClient } from "./admin.js"
 import { applicationNamePrefix, schemaPrefix, withSession } from "./context.js"
 
 const embedded = Effect.gen(function*() {
   const dataDir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "effect-workers-test-pg-")))
-  const port = yield* Postgres.freePort
   // Durability buys nothing for a throw-away test database.
-  return yield* Postgres.start({
+  const server = yield* DevDatabase.start({
     dataDir,
-    port,
     persistent: false,
     settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "300" }
   })
-})
+  return Redacted.value(server.url)
+}).pipe(Logger.withMinimumLogLevel(LogLevel.Warning))
 
 const leftovers = (url: string, runId: string) =>
   Effect.gen(function*() {
@@ -54,13 +53,16 @@ const leftovers = (url: string, runId: string) =>
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const runId = randomBytes(4).toString("hex")
   const scope = Effect.runSync(Scope.make())
+  // The embedded server's start and stop are not news in a test run.
+  const close = () =>
+    Effect.runPromise(Scope.close(scope, Exit.void).pipe(Logger.withMinimumLogLevel(LogLevel.Warning)))
   const fromEnv = process.env.DATABASE_URL
   const url = fromEnv !== undefined && fromEnv !== "" ? fromEnv : await Effect.runPromise(Scope.extend(embedded, scope))
   const checkUrl = withSession(url, { applicationName: "ew-test-harness" })
   try {
     await Effect.runPromise(withClient(checkUrl, (sql) => sql`SELECT 1`))
   } catch (error) {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await close()
     throw new Error(`The test database at ${new URL(url).host} does not answer: ${String(error)}`)
   }
   project.provide("databaseUrl", url)
@@ -71,7 +73,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       const problems = await Effect.runPromise(leftovers(checkUrl, runId))
       if (problems.length > 0) throw new Error(problems.join("\n"))
     } finally {
-      await Effect.runPromise(Scope.close(scope, Exit.void))
+      await close()
     }
   }
 }

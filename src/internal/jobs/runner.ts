@@ -19,6 +19,7 @@ import {
 import type * as Job from "../../Job.js"
 import { JobContext } from "../../Job.js"
 import * as Metrics from "../../Metrics.js"
+import { loggedCause } from "../registry.js"
 import { ShutdownDeadline } from "../shutdown.js"
 import { contextOf, handlerOf } from "./execution.js"
 import { maintain } from "./maintenance.js"
@@ -333,11 +334,17 @@ export class Runner {
       return Outcomes.ofRun(job, definition, exit, now).pipe(
         // A defect in working out the outcome (a backoff that throws) is a failed attempt.
         Effect.catchAllCause((cause) => Effect.succeed(Outcomes.broken(job, cause, Date.now()))),
+        // An expected failure is one line, its tag and message; a defect keeps its stack trace.
         Effect.tap((outcome) =>
           outcome.kind === "failed"
-            ? Effect.logWarning(`Job "${job.name}" ${job.id} failed (attempt ${job.attempt} of ${job.maxAttempts})`)
+            ? Effect.logWarning(
+              `Job "${job.name}" ${job.id} failed (attempt ${job.attempt} of ${job.maxAttempts}); retrying after its backoff`,
+              loggedCause(exit.cause)
+            )
             : outcome.kind === "discarded"
-            ? Effect.logError(Outcomes.discardedLine(outcome))
+            ? Cause.isDie(exit.cause)
+              ? Effect.logError(Outcomes.discardedLine(outcome), exit.cause)
+              : Effect.logError(Outcomes.discardedLine(outcome))
             : Effect.void
         )
       )
