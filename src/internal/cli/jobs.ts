@@ -27,11 +27,7 @@ const list = Command.make(
       Options.withDefault(50),
       Options.withDescription("At most this many jobs, newest first: 1 to 1000.")
     ),
-    before: Options.text("before").pipe(
-      Options.withPseudoName("ID"),
-      Options.optional,
-      Options.withDescription("Only jobs older than this id: the last id of a page gives the next page.")
-    ),
+    before: Cli.before,
     json: Cli.json
   },
   ({ before, databaseUrl, json, limit, schema, ...filter }) =>

@@ -152,6 +152,12 @@ export const filter = {
   name: nameOption("name", "Only jobs of this job definition (its name)."),
   search: Options.text("search").pipe(
     Options.withPseudoName("TEXT"),
+    // A blank search matches every job: refused, so that an action by filter never covers all by accident.
+    Options.mapEffect((value) =>
+      value.trim() === ""
+        ? invalid(`--search ${JSON.stringify(value)} is blank: give an id or text to look for in the payloads`)
+        : Effect.succeed(value)
+    ),
     Options.optional,
     Options.withDescription("Only jobs with this id, or with this text in their payload (as stored, JSON).")
   )
@@ -185,6 +191,16 @@ const checkId = (value: string) =>
   isJobId(value) && value !== "0" ? Effect.succeed(value) : invalidArgument(
     `ID ${JSON.stringify(value)} is not a job id: ${jobIdRule}`
   )
+
+/** `--before ID`: a page of jobs older than this one. */
+export const before: Options.Options<Option.Option<string>> = Options.text("before").pipe(
+  Options.withPseudoName("ID"),
+  Options.mapEffect((value) =>
+    isJobId(value) ? Effect.succeed(value) : invalid(`--before ${JSON.stringify(value)} is not a job id: ${jobIdRule}`)
+  ),
+  Options.optional,
+  Options.withDescription("Only jobs older than this id: the last id of a page gives the next page.")
+)
 
 /** One job id. */
 export const jobId: Args.Args<string> = Args.text({ name: "id" }).pipe(

@@ -8,14 +8,14 @@ import { Console, Effect } from "effect"
 /** Prints `value` as one JSON document. */
 export const printJson = (value: unknown): Effect.Effect<void> => Console.log(JSON.stringify(value, null, 2))
 
-/** Prints lines of text. */
-export const printLines = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
-  lines.length === 0 ? Effect.void : Console.log(lines.join("\n"))
-
 /** Control characters would let a stored value move the cursor or recolour the terminal: shown escaped. */
 const printable = (text: string) =>
   // eslint-disable-next-line no-control-regex
   text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
+/** Prints lines of text, each on one line, whatever the values in it hold. */
+export const printLines = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
+  lines.length === 0 ? Effect.void : Console.log(lines.map(printable).join("\n"))
 
 /** A table with a header row, columns padded to their widest cell. */
 export const table = (
