@@ -24,7 +24,7 @@ import {
 } from "effect"
 import * as Check from "./internal/options.js"
 import { loggedCause } from "./internal/registry.js"
-import { ShutdownDeadline } from "./internal/shutdown.js"
+import { forceExitOnSecondSignal, ShutdownDeadline } from "./internal/shutdown.js"
 import { ShutdownTimeout, type WorkerFailed } from "./WorkerError.js"
 import { make as makeRegistry, RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
 
@@ -315,10 +315,6 @@ const host = <E, R>(
     return yield* exit
   })
 
-// `tsx`, `npx` and `npm` relay a Ctrl-C to their child, sometimes twice within ~30 ms: a repeat sooner
-// than this after the first signal is the same request, not an impatient user.
-const relayedSignalMillis = 1000
-
 /**
  * Runs `layer` as the process's program with `NodeRuntime.runMain` and
  * {@link launch}: SIGINT or SIGTERM starts a graceful shutdown, and the
@@ -348,29 +344,12 @@ export const run = <E>(
   layer: Layer.Layer<never, E, WorkerRegistry | Lifecycle>,
   options?: HostOptions
 ): void => {
-  let firstSignalAt: number | undefined
-  const onSignal = (signal: NodeJS.Signals) => {
-    const now = performance.now()
-    if (firstSignalAt === undefined) {
-      firstSignalAt = now
-      return
-    }
-    const since = Math.round(now - firstSignalAt)
-    if (since < relayedSignalMillis) {
-      process.stderr.write(`Received ${signal} again ${since} ms after the first: taken as a relay of the first\n`)
-      return
-    }
-    process.stderr.write(`Received ${signal} again during shutdown: exiting now\n`)
-    process.exit(130)
-  }
-  process.on("SIGINT", onSignal)
-  process.on("SIGTERM", onSignal)
+  const stopWatching = forceExitOnSecondSignal()
   NodeRuntime.runMain(launch(layer, options), {
     disableErrorReporting: true,
     teardown: (exit, onExit) => {
       const code = Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause) ? 1 : 0
-      process.removeListener("SIGINT", onSignal)
-      process.removeListener("SIGTERM", onSignal)
+      stopWatching()
       onExit(code)
       // A host process ends with its host, even when something keeps the event loop alive.
       process.exit(code)

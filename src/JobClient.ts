@@ -54,15 +54,35 @@ export interface Enqueued {
 }
 
 /**
+ * Which jobs a list or an action on many jobs covers: those that match every
+ * field given. An empty filter covers every job.
+ *
  * @since 0.1.0
  * @category models
  */
-export interface ListOptions {
+export interface Filter {
   readonly queue?: string | undefined
   readonly state?: JobState | undefined
   readonly name?: string | undefined
   /** A job id, or text found in the payload as stored (JSON). */
   readonly search?: string | undefined
+}
+
+/**
+ * An action on many jobs: each applies to the jobs in some states only
+ * (`retry`: discarded, cancelled, retryable, scheduled; `cancel`: scheduled,
+ * available, running, retryable; `delete`: all but running).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Action = "retry" | "cancel" | "delete"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListOptions extends Filter {
   /** At most this many jobs, newest first. Default 50, at most 1,000. */
   readonly limit?: number | undefined
   /** Jobs older than this id: pass the last id of a page to get the next one. */
@@ -86,6 +106,41 @@ export interface QueueCount {
 export interface QueueInfo {
   readonly name: string
   readonly paused: boolean
+}
+
+/**
+ * The due job of a queue that has waited longest for a runner.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WaitingJob {
+  readonly queue: string
+  readonly id: string
+  readonly name: string
+  /** When it became due: its `runAt`. */
+  readonly dueAt: Date
+  /** How long it has waited, by the database's clock. */
+  readonly waitMillis: number
+}
+
+/**
+ * A job runner process, as it registered itself.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunnerInfo {
+  readonly id: string
+  readonly host: string
+  readonly pid: number
+  readonly queues: ReadonlyArray<string>
+  /** Concurrency per queue. */
+  readonly concurrency: Readonly<Record<string, number>>
+  readonly startedAt: Date
+  readonly heartbeatAt: Date
+  /** Its heartbeat is current: its jobs are not rescued. */
+  readonly alive: boolean
 }
 
 /**
@@ -129,6 +184,21 @@ export interface JobClientService {
   readonly resume: (queue: string) => Effect.Effect<void, SqlError>
   /** Queues that have jobs or were ever paused, and whether they are paused. */
   readonly queues: Effect.Effect<ReadonlyArray<QueueInfo>, SqlError>
+  /** Per queue with due jobs, the one that has waited longest for a runner. */
+  readonly oldestWaiting: Effect.Effect<ReadonlyArray<WaitingJob>, SqlError>
+  /** The runner processes registered, alive or not yet forgotten, oldest first. */
+  readonly runners: Effect.Effect<ReadonlyArray<RunnerInfo>, SqlError>
+  /**
+   * How many jobs `filter` covers; with `action`, only those it applies to:
+   * what {@link retryAll}, {@link cancelAll} or {@link deleteAll} would touch now.
+   */
+  readonly countMatching: (filter: Filter, action?: Action) => Effect.Effect<number, SqlError>
+  /** {@link retry} on every job `filter` covers that can be retried, in one statement; returns how many. */
+  readonly retryAll: (filter: Filter) => Effect.Effect<number, SqlError>
+  /** {@link cancel} on every live job `filter` covers, in one statement; returns how many. */
+  readonly cancelAll: (filter: Filter) => Effect.Effect<number, SqlError>
+  /** {@link delete} on every job `filter` covers that is not running, in one statement; returns how many. */
+  readonly deleteAll: (filter: Filter) => Effect.Effect<number, SqlError>
 }
 
 /**
@@ -303,6 +373,9 @@ export const make = (
           ? Effect.void
           : Effect.fail(new InvalidJobState({ id, action, state: info.state })))
 
+    // No condition at all is `1=1`: every job.
+    const matching = (filter: Filter) => sql.and(Store.filterConditions(store, filter))
+
     const client: JobClientService = {
       schema,
       [Store.StoreInternal]: store,
@@ -366,6 +439,12 @@ export const make = (
           SELECT queue, state, count(*) AS count FROM ${store.jobs} GROUP BY queue, state ORDER BY queue, state`,
         (rows) => rows.map((row) => ({ queue: row.queue, state: row.state, count: Number(row.count) }))
       ),
+      oldestWaiting: Statements.oldestWaiting(store),
+      runners: Statements.runners(store),
+      countMatching: (filter, action) => Statements.countJobs(store, matching(filter), action),
+      retryAll: (filter) => Statements.retryJobs(store, matching(filter), "count"),
+      cancelAll: (filter) => Statements.cancelJobs(store, matching(filter), "count"),
+      deleteAll: (filter) => Statements.deleteJobs(store, matching(filter), "count"),
       pause: (queue) => setPaused(store, queue, true),
       resume: (queue) => setPaused(store, queue, false),
       queues: sql<QueueInfo>`

@@ -89,12 +89,16 @@ const tooNew = (schema: string, version: number) =>
 
 /**
  * Applies the migrations not yet applied, in one transaction, under an
- * advisory lock so that concurrent starts apply each migration once. Fails
- * with `MigrationError` when the database is newer than this version.
+ * advisory lock so that concurrent starts apply each migration once, and
+ * returns those this call applied (none when the schema was up to date, or
+ * another process applied them first). Fails with `MigrationError` when the
+ * database is newer than this version.
  *
  * @since 0.1.0
  */
-export const run = (options: Options = {}): Effect.Effect<void, MigrationError, SqlClient.SqlClient> =>
+export const run = (
+  options: Options = {}
+): Effect.Effect<ReadonlyArray<Migration>, MigrationError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const schema = yield* validSchema(options.schema ?? defaultSchema)
     const sql = yield* SqlClient.SqlClient
@@ -108,6 +112,7 @@ export const run = (options: Options = {}): Effect.Effect<void, MigrationError, 
       )`
       const current = yield* appliedVersion(sql, schema)
       if (current > latestVersion) return yield* tooNew(schema, current)
+      const applied: Array<Migration> = []
       for (const migration of migrations) {
         if (migration.version <= current) continue
         // A function replacement: a string one would read `$$`, `$&` and the like in the name.
@@ -116,9 +121,11 @@ export const run = (options: Options = {}): Effect.Effect<void, MigrationError, 
           sql(schema)
         }.migrations (version, name) VALUES (${migration.version}, ${migration.name})`
         yield* Effect.logInfo(`Applied job tables migration ${migration.version} (${migration.name}) to "${schema}"`)
+        applied.push(migration)
       }
+      return applied
     })
-    yield* sql.withTransaction(migrate).pipe(
+    return yield* sql.withTransaction(migrate).pipe(
       Effect.catchTag(
         "SqlError",
         (error) =>
@@ -130,17 +137,33 @@ export const run = (options: Options = {}): Effect.Effect<void, MigrationError, 
   })
 
 /**
- * Checks that the schema is migrated to exactly this version, without
- * changing anything: for processes that must not migrate (`migrate: false`).
+ * Where a schema stands: the version applied to it (0 when nothing was, or
+ * the schema does not exist), the newest version this version of
+ * effect-workers knows, and the migrations not yet applied.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Status {
+  readonly schema: string
+  readonly version: number
+  readonly latestVersion: number
+  /** Empty when the schema is up to date, or newer than this version knows. */
+  readonly pending: ReadonlyArray<Migration>
+}
+
+/**
+ * Reads where the schema stands, without changing anything (a deploy step
+ * can check that the database is migrated before it starts new processes).
  *
  * @since 0.1.0
  */
-export const check = (options: Options = {}): Effect.Effect<void, MigrationError, SqlClient.SqlClient> =>
+export const status = (options: Options = {}): Effect.Effect<Status, MigrationError, SqlClient.SqlClient> =>
   Effect.gen(function*() {
     const schema = yield* validSchema(options.schema ?? defaultSchema)
     const sql = yield* SqlClient.SqlClient
     // A missing schema or table means nothing was applied; any other failure is reported as it is.
-    const current = yield* appliedVersion(sql, schema).pipe(
+    const version = yield* appliedVersion(sql, schema).pipe(
       Effect.catchTag("SqlError", (error) => {
         const code = (error.cause as { readonly code?: unknown } | undefined)?.code
         return code === "42P01" || code === "3F000"
@@ -150,12 +173,24 @@ export const check = (options: Options = {}): Effect.Effect<void, MigrationError
           )
       })
     )
-    if (current > latestVersion) return yield* tooNew(schema, current)
-    if (current < latestVersion) {
+    return { schema, version, latestVersion, pending: migrations.filter((migration) => migration.version > version) }
+  })
+
+/**
+ * Checks that the schema is migrated to exactly this version, without
+ * changing anything: for processes that must not migrate (`migrate: false`).
+ *
+ * @since 0.1.0
+ */
+export const check = (options: Options = {}): Effect.Effect<void, MigrationError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const { schema, version } = yield* status(options)
+    if (version > latestVersion) return yield* tooNew(schema, version)
+    if (version < latestVersion) {
       return yield* new MigrationError({
         schema,
-        reason: `the job tables are at version ${current}, this version of effect-workers needs ${latestVersion}; ` +
-          "run Migrations.run (or let JobClient.layer migrate)"
+        reason: `the job tables are at version ${version}, this version of effect-workers needs ${latestVersion}; ` +
+          "run Migrations.run (or let JobClient.layer migrate, or run `effect-workers migrate`)"
       })
     }
   })

@@ -384,6 +384,65 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* Effect.flip(client.delete(ids[0].id)))._tag).toBe("JobNotFound")
     }))
 
+  it.scoped("actions by filter count first, then touch only the jobs they apply to, and say how many", () =>
+    Effect.gen(function*() {
+      const Bulk = Job.make("bulk-job", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        queue: "bulk",
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      const waiting = yield* client.enqueueMany(Bulk, [{ n: 1 }, { n: 2 }, { n: 3 }], { delay: "1 hour" })
+      const elsewhere = yield* client.enqueue(Bulk, { n: 4 }, { queue: "bulk-other", delay: "1 hour" })
+      const inBulk = { queue: "bulk" }
+      expect(yield* client.countMatching(inBulk)).toBe(3)
+      expect(yield* client.countMatching(inBulk, "cancel")).toBe(3)
+      expect(yield* client.countMatching({ queue: "bulk", state: "cancelled" })).toBe(0)
+      expect(yield* client.cancelAll({ ...inBulk, search: "2" })).toBe(1)
+      expect((yield* jobState(waiting[1].id)).state).toBe("cancelled")
+      // Retry applies to cancelled and scheduled jobs; the other queue is left alone.
+      expect(yield* client.countMatching(inBulk, "retry")).toBe(3)
+      expect(yield* client.retryAll({ ...inBulk, state: "cancelled" })).toBe(1)
+      expect((yield* jobState(waiting[1].id)).state).toBe("available")
+      expect(yield* client.deleteAll(inBulk)).toBe(3)
+      expect(yield* client.countMatching(inBulk)).toBe(0)
+      expect((yield* jobState(elsewhere.id)).state).toBe("scheduled")
+      expect(yield* client.deleteAll({ queue: "bulk-other" })).toBe(1)
+    }))
+
+  it.scoped("oldestWaiting names each queue's longest-waiting due job; runners lists the registered processes", () =>
+    Effect.gen(function*() {
+      const Wait = Job.make("waits", {
+        payload: Schema.Struct({ n: Schema.Number }),
+        queue: "waiting",
+        handler: () => Effect.void
+      })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const [first, second] = yield* client.enqueueMany(Wait, [{ n: 1 }, { n: 2 }])
+      yield* client.enqueue(Wait, { n: 3 }, { delay: "1 hour" })
+      // Due a minute ago: it has waited longest, though enqueued after the other.
+      yield* sql`UPDATE ${
+        sql(client.schema)
+      }.jobs SET run_at = now() - interval '1 minute' WHERE id = ${second.id}::bigint`
+      const oldest = (yield* client.oldestWaiting).filter((w) => w.queue === "waiting")
+      expect(oldest.map((w) => [w.id, w.name])).toEqual([[second.id, "waits"]])
+      expect(oldest[0].waitMillis).toBeGreaterThanOrEqual(60_000)
+      const { runner, scope } = yield* startRunner({ jobs: [Wait] })
+      yield* awaitState(first.id, "completed")
+      yield* awaitState(second.id, "completed")
+      const registered = (yield* client.runners).find((r) => r.id === runner.id)
+      expect(registered).toMatchObject({
+        pid: process.pid,
+        queues: ["waiting"],
+        concurrency: { waiting: 10 },
+        alive: true
+      })
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* client.runners).some((r) => r.id === runner.id)).toBe(false)
+      expect((yield* client.oldestWaiting).some((w) => w.queue === "waiting")).toBe(false)
+    }))
+
   it.scoped("a paused queue is not claimed by any runner until resumed", () =>
     Effect.gen(function*() {
       const Paused = Job.make("paused-job", {
@@ -938,8 +997,19 @@ layer(TestDatabase.layer, { excludeTestServices: true })("migrations", (it) => {
     Effect.gen(function*() {
       const db = yield* TestDatabase.TestDatabase
       const schema = `${db.schema}_m`
-      yield* Effect.all([Migrations.run({ schema }), Migrations.run({ schema })], { concurrency: 2 })
+      const before = yield* Migrations.status({ schema })
+      expect([before.version, before.latestVersion, before.pending]).toEqual([
+        0,
+        Migrations.latestVersion,
+        Migrations.migrations
+      ])
+      const runs = yield* Effect.all([Migrations.run({ schema }), Migrations.run({ schema })], { concurrency: 2 })
+      // One run applied them all; the other, waiting on the lock, found nothing left.
+      expect(runs.map((applied) => applied.length).sort()).toEqual([0, Migrations.migrations.length])
+      expect(yield* Migrations.run({ schema })).toEqual([])
       yield* Migrations.check({ schema })
+      const after = yield* Migrations.status({ schema })
+      expect([after.version, after.pending]).toEqual([Migrations.latestVersion, []])
       const sql = yield* SqlClient.SqlClient
       const applied = yield* sql<{ version: number }>`SELECT version FROM ${sql(schema)}.migrations ORDER BY version`
       expect(applied.map((row) => row.version)).toEqual(Migrations.migrations.map((migration) => migration.version))

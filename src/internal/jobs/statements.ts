@@ -474,3 +474,71 @@ export const uniqueKeyHolder = (
     (rows) => Option.fromNullable(rows[0]?.id)
   )
 }
+
+/** The jobs among those `where` selects that `action` applies to, as its statement above decides. */
+const appliesTo = (store: Store, action: "retry" | "cancel" | "delete"): Statement.Fragment => {
+  const { sql } = store
+  return action === "retry"
+    ? sql`state IN ${sql.literal(retryableStatesSql)}
+      AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
+        SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
+          AND live.state IN ${sql.literal(liveStatesSql)}))`
+    : action === "cancel"
+    ? sql`state IN ${sql.literal(liveStatesSql)}`
+    : sql`state <> 'running'`
+}
+
+/** How many jobs `where` selects; with `action`, only those it applies to. */
+export const countJobs = (
+  store: Store,
+  where: Statement.Fragment,
+  action?: "retry" | "cancel" | "delete"
+): Effect.Effect<number, SqlError> => {
+  const { sql } = store
+  return Effect.map(
+    sql<{ readonly count: string }>`SELECT count(*) AS count FROM ${store.jobs}
+      WHERE ${where}${action === undefined ? sql`` : sql` AND ${appliesTo(store, action)}`}`,
+    (rows) => Number(rows[0].count)
+  )
+}
+
+/** Per queue, the due job no runner has taken for the longest, through the index of claimable jobs. */
+export const oldestWaiting = (store: Store): Effect.Effect<
+  ReadonlyArray<{
+    readonly queue: string
+    readonly id: string
+    readonly name: string
+    readonly dueAt: Date
+    readonly waitMillis: number
+  }>,
+  SqlError
+> => {
+  const { sql } = store
+  return sql`
+    SELECT DISTINCT ON (queue) queue, id::text AS id, name, run_at AS "dueAt",
+      (extract(epoch FROM now() - run_at) * 1000)::float8 AS "waitMillis"
+    FROM ${store.jobs}
+    WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= now()
+    ORDER BY queue, run_at, id`
+}
+
+/** The registered runners, oldest first; alive while their heartbeat has not expired. */
+export const runners = (store: Store): Effect.Effect<
+  ReadonlyArray<{
+    readonly id: string
+    readonly host: string
+    readonly pid: number
+    readonly queues: ReadonlyArray<string>
+    readonly concurrency: Readonly<Record<string, number>>
+    readonly startedAt: Date
+    readonly heartbeatAt: Date
+    readonly alive: boolean
+  }>,
+  SqlError
+> => {
+  const { sql } = store
+  return sql`
+    SELECT id, host, pid, queues, concurrency, started_at AS "startedAt", heartbeat_at AS "heartbeatAt",
+      expires_at > now() AS alive
+    FROM ${store.runners} ORDER BY started_at, id`
+}

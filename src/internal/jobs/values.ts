@@ -207,14 +207,20 @@ export const encodePayloads = <P, I>(
  */
 const schemaName = /^(?!pg_)[a-z_][a-z0-9_]{0,47}$/
 
+/** The rule a schema name follows, in words. */
+export const schemaRule = "1 to 48 lowercase letters, digits and underscores, not starting with a digit or \"pg_\""
+
+/** Whether `schema` can name the job tables' schema. */
+export const isSchemaName = (schema: unknown): schema is string => typeof schema === "string" && schemaName.test(schema)
+
 /** Checks a schema name given as an option (`JobClient`, `Migrations`). */
 export const validSchema = (schema: unknown): Effect.Effect<string, MigrationError> =>
-  typeof schema === "string" && schemaName.test(schema)
+  isSchemaName(schema)
     ? Effect.succeed(schema)
     : Effect.fail(
       new MigrationError({
         schema: String(schema),
-        reason: "option \"schema\" must be 1 to 48 lowercase letters, digits and underscores, not starting with a " +
-          `digit or "pg_", got ${typeof schema === "string" ? JSON.stringify(schema) : String(schema)}`
+        reason: `option "schema" must be ${schemaRule}, ` +
+          `got ${typeof schema === "string" ? JSON.stringify(schema) : String(schema)}`
       })
     )
