@@ -92,7 +92,7 @@ export interface QueueCount {
 export interface RateLimit {
   /** A whole number from 1 to 1,000,000. */
   readonly limit: number
-  /** 10 milliseconds to 7 days, in whole milliseconds. */
+  /** 10 milliseconds to 1 week, in whole milliseconds. */
   readonly period: Duration.DurationInput
 }
 
@@ -540,10 +540,11 @@ export const make = (
       resume: (queue) => setPaused(store, queue, false),
       queues: Effect.map(
         sql<Limits.LimitsRow & { name: string; paused: boolean; source: "code" | "api" | null }>`
-          SELECT name, paused, ${sql.literal(Limits.limitsColumns)}, limits_source AS source FROM ${store.queues}
-          UNION SELECT DISTINCT queue, false, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL FROM ${store.jobs}
-          WHERE queue NOT IN (SELECT name FROM ${store.queues})
-          ORDER BY name`,
+          SELECT n.name, coalesce(q.paused, false) AS paused, ${sql.literal(Limits.limitsColumns)},
+            q.limits_source AS source
+          FROM (SELECT name FROM ${store.queues} UNION SELECT DISTINCT queue FROM ${store.jobs}) AS n
+          LEFT JOIN ${store.queues} AS q ON q.name = n.name
+          ORDER BY n.name`,
         (rows) => rows.map((row) => ({ name: row.name, paused: row.paused, limits: limitsInfo(row) }))
       ),
       setLimits: (queue, limits) =>

@@ -141,7 +141,7 @@ export const partitionKeyProblem = (key: unknown): string | undefined => {
   return textProblem(key)
 }
 
-/** A queues row's limit columns. */
+/** A queues row's limit columns (`fair` is false where an outer join found no row). */
 export interface LimitsRow {
   readonly globalConcurrency: number | null
   readonly keyConcurrency: number | null
@@ -154,7 +154,7 @@ export interface LimitsRow {
 
 export const limitsColumns = `global_concurrency AS "globalConcurrency", key_concurrency AS "keyConcurrency",
   rate_limit AS "rateLimit", rate_period_ms AS "ratePeriodMs", key_rate_limit AS "keyRateLimit",
-  key_rate_period_ms AS "keyRatePeriodMs", fair`
+  key_rate_period_ms AS "keyRatePeriodMs", coalesce(fair, false) AS fair`
 
 export const fromRow = (row: LimitsRow): Limits => ({
   globalConcurrency: row.globalConcurrency,
