@@ -40,7 +40,7 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
         yield* client.setLimits("flow", { globalConcurrency: 20, keyConcurrency: 2 })
         // Keys take turns, so a per-key limit binds only on keys with more due jobs than their turns: 90% of the jobs
         // go to 10 of the 100 keys, which are left alone once the others are done.
-        const key = (n: number) => `k${n % 10 < 9 ? n % 10 : n % 100}`
+        const key = (n: number) => `k${n % 10 < 9 ? n % 10 : Math.floor(n / 10) % 100}`
         yield* client.enqueueMany(Flow, Array.from({ length: 10_000 }, (_, n) => ({ n, key: key(n) })))
         // 3 runners of 10 slots each: 30 slots against a global limit of 20.
         const runners = yield* three("limits", steady)
@@ -49,6 +49,7 @@ layer(Layer.provideMerge(Setup, TestDatabase.layer), { excludeTestServices: true
         const runs = yield* flowRuns
         expect(runs.filter((run) => run.event === "start").length).toBe(10_000)
         expect(new Set(runs.map((run) => run.jobId)).size).toBe(10_000)
+        expect(new Set(runs.map((run) => run.key)).size).toBe(100)
         const { peak, peakPerKey } = peakConcurrency(runs)
         expect(peak).toBeLessThanOrEqual(20)
         expect(peakPerKey).toBeLessThanOrEqual(2)
