@@ -25,7 +25,9 @@ export interface FlowResult {
   readonly jobs: number
   /** From starting the runner until every job is recorded as completed. */
   readonly runMs: number
-  /** The small keys' jobs: time from the runner's start until each one's handler started, p50 and p99, in ms. */
+  /** The small keys' jobs: time from the first job's start until each one's handler started, p50 and p99, in ms. */
   readonly smallKeysWaitP50Ms: number | null
   readonly smallKeysWaitP99Ms: number | null
+  /** From starting the runner until the first handler started. */
+  readonly firstStartMs: number
 }

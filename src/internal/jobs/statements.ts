@@ -73,8 +73,8 @@ const waiting = "state IN ('scheduled', 'available', 'retryable')"
  * starts the rate window has left. `keyed`, it visits the keys with due jobs
  * in turn from the key after the last one the previous claim visited (a
  * cursor kept on the queue, wrapping round), at most one key per job it may
- * claim, and takes from each key its share of the claim (twice an even
- * share), within the key's concurrency and rate limits; the jobs chosen are
+ * claim, and takes from each key its share of the claim (an even share and one
+ * more), within the key's concurrency and rate limits; the jobs chosen are
  * ordered by priority, then by round (each visited key's first job, then
  * each one's second...), then by the key's turn. Otherwise it claims in the
  * order of the unlimited claim.
@@ -102,16 +102,16 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
       SELECT ${nextKey(" AND partition_key > (SELECT cursor FROM q)")}, 1 WHERE (SELECT b FROM budget) > 0
       UNION ALL
       SELECT ${nextKey(" AND partition_key > a.k")}, a.i + 1
-      FROM after AS a WHERE a.k IS NOT NULL AND a.i < (SELECT b FROM budget)
+      FROM after AS a WHERE a.k IS NOT NULL AND a.i < (SELECT v FROM budget)
     ),
     before(k, i) AS (
       SELECT ${nextKey("")}, 1
-      WHERE (SELECT b FROM budget) > (SELECT count(*) FROM after WHERE k IS NOT NULL)
+      WHERE (SELECT v FROM budget) > (SELECT count(*) FROM after WHERE k IS NOT NULL)
       UNION ALL
       SELECT ${nextKey(" AND partition_key > p.k")}, p.i + 1
       FROM before AS p WHERE p.k IS NOT NULL
         AND ((SELECT cursor FROM q) IS NULL OR p.k < (SELECT cursor FROM q))
-        AND p.i < (SELECT b FROM budget) - (SELECT count(*) FROM after WHERE k IS NOT NULL)
+        AND p.i < (SELECT v FROM budget) - (SELECT count(*) FROM after WHERE k IS NOT NULL)
     ),
     keys AS MATERIALIZED (
       SELECT k, i AS ord FROM after WHERE k IS NOT NULL
@@ -120,7 +120,7 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
       WHERE k IS NOT NULL AND ((SELECT cursor FROM q) IS NULL OR k <= (SELECT cursor FROM q))
     ),
     share AS MATERIALIZED (
-      SELECT 2 * greatest(1, ceil((SELECT b FROM budget)::float8 / greatest(1, (SELECT count(*) FROM keys))))::int AS s
+      SELECT 1 + ceil((SELECT b FROM budget)::float8 / greatest(1, (SELECT count(*) FROM keys)))::int AS s
     ),
     picked AS MATERIALIZED (
       SELECT p.id, p.priority, p.rn, keys.k, keys.ord FROM keys CROSS JOIN LATERAL (
@@ -148,14 +148,20 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
       WHERE j.${waiting} FOR UPDATE OF j SKIP LOCKED
     ),`
     : `
+    -- The due jobs are read up to the room asked for and locked up to the budget: with the budget (unknown when
+    -- the statement is planned) as the scan's limit, the planner expected a tenth of the table and joined the
+    -- update by a hash of all of it: 18-24 ms per claim of 510 instead of 8-17.
     c AS (
-      SELECT id, row_number() OVER (ORDER BY priority, run_at, id) AS n FROM (
-        SELECT id, priority, run_at FROM ${jobs}
-        WHERE queue = $3 AND ${waiting} AND run_at <= now() AND name = ANY($4::text[])
-        ORDER BY priority, run_at, id
-        LIMIT (SELECT b FROM budget)
-        FOR UPDATE SKIP LOCKED
-      ) AS due
+      SELECT j.id, d.n FROM (
+        SELECT id, row_number() OVER (ORDER BY priority, run_at, id) AS n FROM (
+          SELECT id, priority, run_at FROM ${jobs}
+          WHERE queue = $3 AND ${waiting} AND run_at <= now() AND name = ANY($4::text[])
+          ORDER BY priority, run_at, id
+          LIMIT $5
+        ) AS due
+      ) AS d JOIN ${jobs} AS j ON j.id = d.id
+      WHERE d.n <= (SELECT b FROM budget) AND j.${waiting}
+      FOR UPDATE OF j SKIP LOCKED
     ),`
   const keyWindows = keyed
     ? `,
@@ -187,7 +193,12 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
       CASE WHEN q.rl IS NULL THEN $5::int ELSE q.rl - ${windowCount("q.rate_starts", "q.rate_counts", "q.rp")} END AS r
     FROM q
   ),
-  budget AS MATERIALIZED (SELECT greatest(0, least($5::int, g, r)) AS b FROM allowed),
+  budget AS MATERIALIZED (
+    -- v: keys to visit. With a key concurrency, each visited key can give that many: fewer keys, fewer probes
+    -- (a claim of 510 jobs over 1,000 keys at 5 per key visits 102 keys instead of 510).
+    SELECT b, CASE WHEN kc IS NULL THEN b ELSE ceil(b::float8 / kc)::int END AS v
+    FROM (SELECT greatest(0, least($5::int, g, r)) AS b FROM allowed) AS a, q
+  ),
   ${keys}
   claimed AS (
     UPDATE ${jobs} AS j SET state = 'running', attempt = j.attempt + 1, attempted_at = q.t, locked_by = $1,
@@ -213,7 +224,7 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
     SELECT ${
     keyed
       ? `(SELECT count(*) FROM claimed) < $5 AND (SELECT b FROM budget) = $5 AND (
-          (SELECT count(*) FROM keys) >= (SELECT b FROM budget)
+          (SELECT count(*) FROM keys) >= (SELECT v FROM budget)
           OR EXISTS (SELECT 1 FROM picked GROUP BY k HAVING count(*) >= (SELECT s FROM share)))`
       : "false"
   } AS more,
