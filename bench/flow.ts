@@ -66,7 +66,9 @@ const jobsPerSecond = (config: Config) => {
 const fixed = (n: number | undefined, digits = 0) => n === undefined ? "-" : n.toFixed(digits)
 const verdict = (met: boolean) => (met ? "met" : "MISSED")
 
-console.log(`Flow control: one runner with its defaults (concurrency 10, prefetch up to 500); median of ${rounds} rounds`)
+console.log(
+  `Flow control: one runner with its defaults (concurrency 10, prefetch up to 500); median of ${rounds} rounds`
+)
 console.log(
   formatTable(
     ["configuration", "jobs", "run s (median)", "jobs/s", "small keys' wait p50 ms", "p99 ms"],

@@ -11,18 +11,18 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, type Duration, Effect, Either, Layer, Option } from "effect"
+import * as Limits from "./internal/jobs/limits.js"
 import * as Statements from "./internal/jobs/statements.js"
 import * as Store from "./internal/jobs/store.js"
 import * as Values from "./internal/jobs/values.js"
 import * as Check from "./internal/options.js"
 import type * as Job from "./Job.js"
 import type { JobInfo, JobState } from "./Job.js"
-import * as Limits from "./internal/jobs/limits.js"
 import {
   InvalidJobOptions,
   InvalidJobState,
-  InvalidQueueOptions,
   type InvalidPayload,
+  InvalidQueueOptions,
   JobNotFound,
   type MigrationError
 } from "./JobError.js"
@@ -388,8 +388,13 @@ export const make = (
       key: (payload: P) => unknown
     ) =>
       // The definition's partition key, unless the options give one.
-      insertKeyed(job, payloads, options, key, (p) =>
-        options.partitionKey !== undefined ? options.partitionKey : job.partitionKey?.(p))
+      insertKeyed(
+        job,
+        payloads,
+        options,
+        key,
+        (p) => options.partitionKey !== undefined ? options.partitionKey : job.partitionKey?.(p)
+      )
 
     const insertKeyed = <P, I>(
       job: Job.Job<P, I, any, any, any>,

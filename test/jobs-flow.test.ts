@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Deferred, Effect, Exit, ExecutionStrategy, Layer, Option, Schema, Scope } from "effect"
+import { Deferred, Effect, ExecutionStrategy, Exit, Layer, Option, Schema, Scope } from "effect"
 import { Job, JobClient, JobRunner } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
@@ -61,63 +61,71 @@ const completed = (queue: string, count: number) =>
     ))
 
 layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("flow control", (it) => {
-  it.scoped("a key concurrency of 1 runs each key's jobs one at a time, in FIFO order within the key", () =>
-    Effect.gen(function*() {
-      const client = yield* JobClient.JobClient
-      const { job, peak, starts } = recorder("strict")
-      yield* client.setLimits("strict", { keyConcurrency: 1 })
-      const payloads = Array.from({ length: 90 }, (_, n) => ({ tenant: `t${n % 3}`, n }))
-      yield* client.enqueueMany(job, payloads)
-      const scope = yield* startRunner({ jobs: [job], queues: { strict: 10 } })
-      yield* completed("strict", 90)
-      yield* Scope.close(scope, Exit.void)
-      expect([...peak.values()]).toEqual([1, 1, 1])
-      for (const tenant of ["t0", "t1", "t2"]) {
-        const order = starts.filter((s) => s.tenant === tenant).map((s) => s.n)
-        expect(order).toEqual(payloads.filter((p) => p.tenant === tenant).map((p) => p.n))
-      }
-    }), { timeout: 90_000 })
+  it.scoped(
+    "a key concurrency of 1 runs each key's jobs one at a time, in FIFO order within the key",
+    () =>
+      Effect.gen(function*() {
+        const client = yield* JobClient.JobClient
+        const { job, peak, starts } = recorder("strict")
+        yield* client.setLimits("strict", { keyConcurrency: 1 })
+        const payloads = Array.from({ length: 90 }, (_, n) => ({ tenant: `t${n % 3}`, n }))
+        yield* client.enqueueMany(job, payloads)
+        const scope = yield* startRunner({ jobs: [job], queues: { strict: 10 } })
+        yield* completed("strict", 90)
+        yield* Scope.close(scope, Exit.void)
+        expect([...peak.values()]).toEqual([1, 1, 1])
+        for (const tenant of ["t0", "t1", "t2"]) {
+          const order = starts.filter((s) => s.tenant === tenant).map((s) => s.n)
+          expect(order).toEqual(payloads.filter((p) => p.tenant === tenant).map((p) => p.n))
+        }
+      }),
+    { timeout: 90_000 }
+  )
 
-  it.scoped("a global and a key concurrency hold in one runner; flow shows the running keys and the held jobs", () =>
-    Effect.gen(function*() {
-      const client = yield* JobClient.JobClient
-      const gate = yield* Deferred.make<void>()
-      const Blocked = Job.make("blocked", {
-        payload: Tenant,
-        queue: "gated",
-        partitionKey: ({ tenant }) => tenant,
-        handler: () => Deferred.await(gate)
-      })
-      yield* client.enqueueMany(Blocked, Array.from({ length: 20 }, (_, n) => ({ tenant: `t${n % 4}`, n })))
-      const scope = yield* startRunner({
-        jobs: [Blocked],
-        queues: { gated: { concurrency: 10, globalConcurrency: 6, keyConcurrency: 2 } }
-      })
-      const flow = yield* eventually(client.flow("gated"), (f) => f.running === 6, "6 running jobs", 60)
-      expect(flow.limits).toEqual({
-        globalConcurrency: 6,
-        keyConcurrency: 2,
-        rateLimit: null,
-        keyRateLimit: null,
-        fair: false,
-        source: "code"
-      })
-      expect(flow.waiting).toBe(14)
-      expect(flow.heldByGlobalConcurrency).toBe(14)
-      // Keys take turns: each key's first job, then second jobs while the global limit allows.
-      expect(flow.keys.map((k) => k.running)).toEqual([2, 2, 1, 1])
-      expect(flow.keys.map((k) => k.held)).toEqual([true, true, false, false])
-      // Raised at run time: applies to the next claim, in this runner at once (it is woken).
-      yield* client.setLimits("gated", { globalConcurrency: 100, keyConcurrency: 3 })
-      const raised = yield* eventually(client.flow("gated"), (f) => f.running === 12, "12 running jobs", 60)
-      expect(raised.limits.source).toBe("api")
-      expect(raised.heldByGlobalConcurrency).toBe(0)
-      expect(raised.heldByKeyLimits).toBe(8)
-      expect(raised.keys.map((k) => [k.running, k.held])).toEqual([[3, true], [3, true], [3, true], [3, true]])
-      yield* Deferred.succeed(gate, undefined)
-      yield* completed("gated", 20)
-      yield* Scope.close(scope, Exit.void)
-    }), { timeout: 90_000 })
+  it.scoped(
+    "a global and a key concurrency hold in one runner; flow shows the running keys and the held jobs",
+    () =>
+      Effect.gen(function*() {
+        const client = yield* JobClient.JobClient
+        const gate = yield* Deferred.make<void>()
+        const Blocked = Job.make("blocked", {
+          payload: Tenant,
+          queue: "gated",
+          partitionKey: ({ tenant }) => tenant,
+          handler: () => Deferred.await(gate)
+        })
+        yield* client.enqueueMany(Blocked, Array.from({ length: 20 }, (_, n) => ({ tenant: `t${n % 4}`, n })))
+        const scope = yield* startRunner({
+          jobs: [Blocked],
+          queues: { gated: { concurrency: 10, globalConcurrency: 6, keyConcurrency: 2 } }
+        })
+        const flow = yield* eventually(client.flow("gated"), (f) => f.running === 6, "6 running jobs", 60)
+        expect(flow.limits).toEqual({
+          globalConcurrency: 6,
+          keyConcurrency: 2,
+          rateLimit: null,
+          keyRateLimit: null,
+          fair: false,
+          source: "code"
+        })
+        expect(flow.waiting).toBe(14)
+        expect(flow.heldByGlobalConcurrency).toBe(14)
+        // Keys take turns: each key's first job, then second jobs while the global limit allows.
+        expect(flow.keys.map((k) => k.running)).toEqual([2, 2, 1, 1])
+        expect(flow.keys.map((k) => k.held)).toEqual([true, true, false, false])
+        // Raised at run time: applies to the next claim, in this runner at once (it is woken).
+        yield* client.setLimits("gated", { globalConcurrency: 100, keyConcurrency: 3 })
+        const raised = yield* eventually(client.flow("gated"), (f) => f.running === 12, "12 running jobs", 60)
+        expect(raised.limits.source).toBe("api")
+        expect(raised.heldByGlobalConcurrency).toBe(0)
+        expect(raised.heldByKeyLimits).toBe(8)
+        expect(raised.keys.map((k) => [k.running, k.held])).toEqual([[3, true], [3, true], [3, true], [3, true]])
+        yield* Deferred.succeed(gate, undefined)
+        yield* completed("gated", 20)
+        yield* Scope.close(scope, Exit.void)
+      }),
+    { timeout: 90_000 }
+  )
 
   it.scoped("fair claiming: a key with a large backlog does not hold up the others", () =>
     Effect.gen(function*() {
@@ -136,39 +144,43 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(starts.length).toBe(420)
     }), { timeout: 90_000 })
 
-  it.scoped("limits in code are stored as the code's; set through the client they win until reset", () =>
-    Effect.gen(function*() {
-      const client = yield* JobClient.JobClient
-      const sql = yield* SqlClient.SqlClient
-      const Noop = Job.make("noop-code", { payload: Schema.Struct({}), queue: "coded", handler: () => Effect.void })
-      const limitsOf = Effect.map(
-        client.queues,
-        (queues) => Option.getOrThrow(Option.fromNullable(queues.find((q) => q.name === "coded"))).limits
-      )
-      const first = yield* startRunner({
-        jobs: [Noop],
-        lease: "1200 millis",
-        queues: { coded: { rateLimit: { limit: 5, period: "1 second" } } }
-      })
-      expect(yield* limitsOf).toMatchObject({ rateLimit: { limit: 5, periodMillis: 1000 }, source: "code" })
-      yield* client.setLimits("coded", { globalConcurrency: 3 })
-      expect(yield* limitsOf).toMatchObject({ globalConcurrency: 3, rateLimit: null, source: "api" })
-      // A runner starting with other limits in its code does not undo what was set through the client.
-      yield* Scope.close(first, Exit.void)
-      const second = yield* startRunner({
-        jobs: [Noop],
-        lease: "1200 millis",
-        queues: { coded: { keyConcurrency: 2 } }
-      })
-      expect(yield* limitsOf).toMatchObject({ globalConcurrency: 3, keyConcurrency: null, source: "api" })
-      // Reset: the code's limits come back at the runner's next heartbeat.
-      yield* client.resetLimits("coded")
-      yield* eventually(limitsOf, (l) => l.source === "code" && l.keyConcurrency === 2, "the code's limits again")
-      yield* Scope.close(second, Exit.void)
-      const [row] = yield* sql<{ limited: boolean }>`
+  it.scoped(
+    "limits in code are stored as the code's; set through the client they win until reset",
+    () =>
+      Effect.gen(function*() {
+        const client = yield* JobClient.JobClient
+        const sql = yield* SqlClient.SqlClient
+        const Noop = Job.make("noop-code", { payload: Schema.Struct({}), queue: "coded", handler: () => Effect.void })
+        const limitsOf = Effect.map(
+          client.queues,
+          (queues) => Option.getOrThrow(Option.fromNullable(queues.find((q) => q.name === "coded"))).limits
+        )
+        const first = yield* startRunner({
+          jobs: [Noop],
+          lease: "1200 millis",
+          queues: { coded: { rateLimit: { limit: 5, period: "1 second" } } }
+        })
+        expect(yield* limitsOf).toMatchObject({ rateLimit: { limit: 5, periodMillis: 1000 }, source: "code" })
+        yield* client.setLimits("coded", { globalConcurrency: 3 })
+        expect(yield* limitsOf).toMatchObject({ globalConcurrency: 3, rateLimit: null, source: "api" })
+        // A runner starting with other limits in its code does not undo what was set through the client.
+        yield* Scope.close(first, Exit.void)
+        const second = yield* startRunner({
+          jobs: [Noop],
+          lease: "1200 millis",
+          queues: { coded: { keyConcurrency: 2 } }
+        })
+        expect(yield* limitsOf).toMatchObject({ globalConcurrency: 3, keyConcurrency: null, source: "api" })
+        // Reset: the code's limits come back at the runner's next heartbeat.
+        yield* client.resetLimits("coded")
+        yield* eventually(limitsOf, (l) => l.source === "code" && l.keyConcurrency === 2, "the code's limits again")
+        yield* Scope.close(second, Exit.void)
+        const [row] = yield* sql<{ limited: boolean }>`
         SELECT limited FROM ${sql((yield* TestDatabase.TestDatabase).schema)}.queues WHERE name = 'coded'`
-      expect(row.limited).toBe(true)
-    }), { timeout: 90_000 })
+        expect(row.limited).toBe(true)
+      }),
+    { timeout: 90_000 }
+  )
 
   it.scoped("bad limits and partition keys fail with typed errors naming the option, the value and the rule", () =>
     Effect.gen(function*() {

@@ -207,7 +207,9 @@ export class Runner {
         // (the runner that frees it notifies), or at the next poll.
         if (queue.drained) {
           yield* queue.sleep(
-            wakeMs === null ? self.config.pollIntervalMillis : Math.min(Math.max(1, Math.ceil(wakeMs)), self.config.pollIntervalMillis)
+            wakeMs === null
+              ? self.config.pollIntervalMillis
+              : Math.min(Math.max(1, Math.ceil(wakeMs)), self.config.pollIntervalMillis)
           )
         }
       }
@@ -438,7 +440,12 @@ export class Runner {
     return Effect.gen(this, function*() {
       const store = this.config.store
       yield* Statements.register(store, this.registration)
-      yield* this.refreshLimits(true)
+      // Never in the way of the renewals below.
+      yield* this.refreshLimits(true).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`Job runner: reading the queues' limits failed (${Statements.errorText(error)})`)
+        )
+      )
       // Only jobs held before the statement starts are judged: a claim committed meanwhile is not in its snapshot.
       const snapshot = [...this.held].map(([id, held]) => ({ id, attempt: held.attempt }))
       if (snapshot.length === 0) return

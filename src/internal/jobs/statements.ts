@@ -80,9 +80,10 @@ const waiting = "state IN ('scheduled', 'available', 'retryable')"
  * order of the unlimited claim.
  *
  * Besides the claimed rows (`id` NULL when there are none) each row has
- * `more`: whether a short claim left claimable jobs (keys it did not visit,
- * or keys cut to their share), and `wakeMs`: when the rate window allows a
- * start again, if it is spent.
+ * `more`: whether a short claim that claimed something left claimable jobs
+ * (keys it did not visit, or keys cut to their share; one that claimed
+ * nothing waits for a slot to free), and `wakeMs`: when the rate window
+ * allows a start again, if it is spent.
  */
 export const limitedClaimText = (store: Store, keyed: boolean): string => {
   const jobs = `${store.quoted}.jobs`
@@ -213,7 +214,9 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
         ELSE ${trimmed("qq.rate_starts", "qq.rate_counts", "q.rp", "at")} || q.t END,
       rate_counts = CASE WHEN q.rl IS NULL OR NOT EXISTS (SELECT 1 FROM claimed) THEN qq.rate_counts
         ELSE ${trimmed("qq.rate_starts", "qq.rate_counts", "q.rp", "c")} || (SELECT count(*)::int FROM claimed) END,
-      key_cursor = ${keyed ? "COALESCE((SELECT k FROM keys ORDER BY ord DESC LIMIT 1), qq.key_cursor)" : "qq.key_cursor"}
+      key_cursor = ${
+    keyed ? "COALESCE((SELECT k FROM keys ORDER BY ord DESC LIMIT 1), qq.key_cursor)" : "qq.key_cursor"
+  }
     FROM q
     WHERE qq.name = $3 AND (q.rl IS NOT NULL AND EXISTS (SELECT 1 FROM claimed)${
     keyed ? " OR EXISTS (SELECT 1 FROM keys)" : ""
@@ -223,7 +226,7 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
   meta AS (
     SELECT ${
     keyed
-      ? `(SELECT count(*) FROM claimed) < $5 AND (SELECT b FROM budget) = $5 AND (
+      ? `(SELECT count(*) FROM claimed) BETWEEN 1 AND $5 - 1 AND (SELECT b FROM budget) = $5 AND (
           (SELECT count(*) FROM keys) >= (SELECT v FROM budget)
           OR EXISTS (SELECT 1 FROM picked GROUP BY k HAVING count(*) >= (SELECT s FROM share)))`
       : "false"
@@ -684,7 +687,9 @@ export const storeCodeLimits = (
     WITH given AS (
       SELECT * FROM unnest(${limits.map(([name]) => name)}::text[], ${column((l) => l.globalConcurrency)}::int[],
         ${column((l) => l.keyConcurrency)}::int[], ${column((l) => l.rateLimit?.limit ?? null)}::int[],
-        ${column((l) => l.rateLimit?.periodMillis ?? null)}::int[], ${column((l) => l.keyRateLimit?.limit ?? null)}::int[],
+        ${column((l) => l.rateLimit?.periodMillis ?? null)}::int[], ${
+    column((l) => l.keyRateLimit?.limit ?? null)
+  }::int[],
         ${column((l) => l.keyRateLimit?.periodMillis ?? null)}::int[], ${column((l) => l.fair)}::boolean[])
         AS g(name, g, kc, rl, rp, krl, krp, fair)
     ), changed AS (
@@ -733,17 +738,21 @@ export const pruneKeyWindows = (store: Store): Effect.Effect<void, SqlError> => 
 export const flow = (store: Store, queue: string, top: number): Effect.Effect<QueueFlow, SqlError> => {
   const { sql } = store
   return Effect.gen(function*() {
-    const [settings] = yield* sql<LimitsRow & {
-      readonly paused: boolean
-      readonly source: "code" | "api" | null
-      readonly started: number
-    }>`
+    const [settings] = yield* sql<
+      LimitsRow & {
+        readonly paused: boolean
+        readonly source: "code" | "api" | null
+        readonly started: number
+      }
+    >`
       SELECT paused, ${sql.literal(limitsColumns)}, limits_source AS source,
         (SELECT coalesce(sum(s.c), 0)::int FROM unnest(rate_starts, rate_counts) AS s(at, c)
           WHERE s.at > clock_timestamp() - rate_period_ms * interval '1 millisecond') AS started
       FROM ${store.queues} WHERE name = ${queue}`
     const limits = settings === undefined ? none : fromRow(settings)
-    const keys = yield* sql<{ readonly key: string; readonly running: number; readonly waiting: number; readonly started: number }>`
+    const keys = yield* sql<
+      { readonly key: string; readonly running: number; readonly waiting: number; readonly started: number }
+    >`
       WITH running AS (
         SELECT partition_key AS key, count(*)::int AS n FROM ${store.jobs} WHERE queue = ${queue} AND state = 'running'
         GROUP BY 1
@@ -753,9 +762,13 @@ export const flow = (store: Store, queue: string, top: number): Effect.Effect<Qu
         GROUP BY 1
       )
       SELECT coalesce(r.key, d.key) AS key, coalesce(r.n, 0) AS running, coalesce(d.n, 0) AS waiting,
-        coalesce((SELECT sum(s.c)::int FROM ${sql(store.schema)}.queue_keys AS qk, unnest(qk.starts, qk.counts) AS s(at, c)
+        coalesce((SELECT sum(s.c)::int FROM ${
+      sql(store.schema)
+    }.queue_keys AS qk, unnest(qk.starts, qk.counts) AS s(at, c)
           WHERE qk.queue = ${queue} AND qk.key = coalesce(r.key, d.key)
-            AND s.at > clock_timestamp() - ${limits.keyRateLimit?.periodMillis ?? 0} * interval '1 millisecond'), 0) AS started
+            AND s.at > clock_timestamp() - ${
+      limits.keyRateLimit?.periodMillis ?? 0
+    } * interval '1 millisecond'), 0) AS started
       FROM running AS r FULL JOIN due AS d ON d.key = r.key`
     const keyHeld = (k: { readonly key: string; readonly running: number; readonly started: number }) =>
       k.key !== "" && (

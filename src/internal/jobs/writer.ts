@@ -76,7 +76,8 @@ export class OutcomeWriter {
       plain.length === 0 ? Effect.void : Statements.complete(store, runner, plain),
       other.length === 0 ? Effect.void : Statements.settle(store, runner, other)
     ).pipe(
-      Effect.zipRight(wake.length === 0 ? Effect.void : Statements.notifyQueues(store, wake)),
+      // A lost wake-up only delays the others until their next poll: the outcomes are written.
+      Effect.zipRight(wake.length === 0 ? Effect.void : Effect.ignore(Statements.notifyQueues(store, wake))),
       Effect.interruptible,
       Effect.timeoutFail({
         duration: timeoutMillis,
