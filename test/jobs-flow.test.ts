@@ -110,9 +110,14 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         })
         expect(flow.waiting).toBe(14)
         expect(flow.heldByGlobalConcurrency).toBe(14)
-        // Keys take turns: each key's first job, then second jobs while the global limit allows.
-        expect(flow.keys.map((k) => k.running)).toEqual([2, 2, 1, 1])
-        expect(flow.keys.map((k) => k.held)).toEqual([true, true, false, false])
+        // Keys take turns of up to their key concurrency: the claim of 6 visits 3 keys and takes 2 of each.
+        expect(flow.keys.map((k) => [k.key, k.running, k.waiting, k.held])).toEqual([
+          ["t0", 2, 3, true],
+          ["t1", 2, 3, true],
+          ["t2", 2, 3, true],
+          ["t3", 0, 5, false]
+        ])
+        expect(flow.heldByKeyLimits).toBe(9)
         // Raised at run time: applies to the next claim, in this runner at once (it is woken).
         yield* client.setLimits("gated", { globalConcurrency: 100, keyConcurrency: 3 })
         const raised = yield* eventually(client.flow("gated"), (f) => f.running === 12, "12 running jobs", 60)
