@@ -134,7 +134,8 @@ export const startRunner = (tag: string, env: Record<string, string> = {}) =>
     const child = yield* Children.spawn(process.execPath, ["--import", "tsx", fixture], {
       env: { ...process.env, DATABASE_URL: url.href, JOBS_SCHEMA: db.schema, ...env }
     })
-    yield* child.waitForOutput("runner ready")
+    // Generous: three runners starting at once on a loaded machine can take long.
+    yield* child.waitForOutput("runner ready", { timeout: "90 seconds" })
     return child
   })
 
