@@ -324,33 +324,33 @@ const uniqueKeys = <P>(job: Job.Any, payloads: ReadonlyArray<P>, key: (payload: 
       )
   })
 
-/** The partition keys of `payloads` ('' for none), checked like unique keys. */
-const partitionKeys = <P>(job: Job.Any, payloads: ReadonlyArray<P>, key: (payload: P) => unknown) =>
-  Effect.forEach(payloads, (payload, i) => {
+/**
+ * The partition keys of `payloads` ('' for none), checked like unique keys; `key` is undefined when
+ * neither the definition nor the options give one. A plain loop: this runs for every enqueued job.
+ */
+const partitionKeys = <P>(
+  job: Job.Any,
+  payloads: ReadonlyArray<P>,
+  key: ((payload: P) => unknown) | undefined
+): Effect.Effect<ReadonlyArray<string>, InvalidJobOptions> => {
+  const keys = new Array<string>(payloads.length).fill("")
+  if (key === undefined) return Effect.succeed(keys)
+  const invalid = (reason: string) =>
+    Effect.fail(new InvalidJobOptions({ job: job.name, option: "partitionKey", reason }))
+  for (let i = 0; i < payloads.length; i++) {
     let k: unknown
     try {
-      k = key(payload)
+      k = key(payloads[i])
     } catch (error) {
-      return Effect.fail(
-        new InvalidJobOptions({
-          job: job.name,
-          option: "partitionKey",
-          reason: `threw: ${error instanceof Error ? error.message : Check.show(error)}`
-        })
-      )
+      return invalid(`threw: ${error instanceof Error ? error.message : Check.show(error)}`)
     }
-    if (k === null || k === undefined) return Effect.succeed("")
+    if (k === null || k === undefined) continue
     const problem = Limits.partitionKeyProblem(k)
-    return problem === undefined
-      ? Effect.succeed(k as string)
-      : Effect.fail(
-        new InvalidJobOptions({
-          job: job.name,
-          option: "partitionKey",
-          reason: payloads.length === 1 ? problem : `of payloads[${i}] ${problem}`
-        })
-      )
-  })
+    if (problem !== undefined) return invalid(payloads.length === 1 ? problem : `of payloads[${i}] ${problem}`)
+    keys[i] = k as string
+  }
+  return Effect.succeed(keys)
+}
 
 /** The limits as the client shows them. */
 const limitsInfo = (row: Limits.LimitsRow & { readonly source: "code" | "api" | null }): QueueLimitsInfo => ({
@@ -393,7 +393,7 @@ export const make = (
         payloads,
         options,
         key,
-        (p) => options.partitionKey !== undefined ? options.partitionKey : job.partitionKey?.(p)
+        options.partitionKey !== undefined ? () => options.partitionKey : job.partitionKey
       )
 
     const insertKeyed = <P, I>(
@@ -401,7 +401,7 @@ export const make = (
       payloads: ReadonlyArray<P>,
       options: EnqueueOptions,
       key: (payload: P) => unknown,
-      partitionKey: (payload: P) => unknown
+      partitionKey: ((payload: P) => unknown) | undefined
     ) =>
       Effect.gen(function*() {
         if (job.invalid !== undefined) return yield* job.invalid

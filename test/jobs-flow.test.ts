@@ -132,6 +132,41 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
     { timeout: 90_000 }
   )
 
+  it.scoped(
+    "in a queue with a key concurrency, jobs without a key run too, as one group without the key's limit",
+    () =>
+      Effect.gen(function*() {
+        const client = yield* JobClient.JobClient
+        const { job, peak } = recorder("mixed")
+        let running = 0
+        let peakUnkeyed = 0
+        const gate = yield* Deferred.make<void>()
+        const Unkeyed = Job.make("unkeyed-mixed", {
+          payload: Schema.Struct({ n: Schema.Number }),
+          queue: "mixed",
+          handler: () =>
+            Effect.gen(function*() {
+              running++
+              peakUnkeyed = Math.max(peakUnkeyed, running)
+              if (running === 3) yield* Deferred.succeed(gate, undefined)
+              yield* Deferred.await(gate)
+              running--
+            })
+        })
+        yield* client.setLimits("mixed", { keyConcurrency: 1 })
+        yield* client.enqueueMany(job, Array.from({ length: 10 }, (_, n) => ({ tenant: "a", n })))
+        const unkeyed = yield* client.enqueueMany(Unkeyed, Array.from({ length: 10 }, (_, n) => ({ n })))
+        const scope = yield* startRunner({ jobs: [job, Unkeyed], queues: { mixed: 10 } })
+        yield* completed("mixed", 20)
+        yield* Scope.close(scope, Exit.void)
+        expect([...peak.values()]).toEqual([1])
+        // Three ran at once (the gate opens only then): no key limit holds them.
+        expect(peakUnkeyed).toBeGreaterThanOrEqual(3)
+        expect(Option.getOrThrow(yield* client.get(unkeyed[0].id)).partitionKey).toEqual(Option.none())
+      }),
+    { timeout: 90_000 }
+  )
+
   it.scoped("fair claiming: a key with a large backlog does not hold up the others", () =>
     Effect.gen(function*() {
       const client = yield* JobClient.JobClient

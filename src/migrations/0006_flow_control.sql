@@ -4,13 +4,15 @@
 -- The partition key of a job ('' for none): per-key limits and fair claiming group jobs by it.
 ALTER TABLE {{schema}}.jobs ADD COLUMN partition_key text NOT NULL DEFAULT '';
 
--- Waiting jobs by key, for claims that visit keys in turn.
+-- Waiting jobs with a key, by key, for claims that visit keys in turn. Jobs without a key stay out: with them
+-- in, bulk enqueues of jobs without a key (50,000 in calls of 5,000) went from 113,000-118,000 jobs/s to
+-- 75,000-88,000.
 CREATE INDEX jobs_claimable_keys ON {{schema}}.jobs (queue, partition_key, priority, run_at, id)
-  WHERE state IN ('scheduled', 'available', 'retryable');
+  WHERE state IN ('scheduled', 'available', 'retryable') AND partition_key <> '';
 
--- Running jobs by queue and key: what the limits count, and the leases to rescue (it replaces jobs_leases, so a
--- claim writes no more index entries than before).
-CREATE INDEX jobs_running ON {{schema}}.jobs (queue, partition_key, lease_expires_at) WHERE state = 'running';
+-- Running jobs by queue and key: what the limits count. It replaces jobs_leases (the rescue reads all running
+-- jobs either way), so a claim writes no more index entries than before.
+CREATE INDEX jobs_running ON {{schema}}.jobs (queue, partition_key) WHERE state = 'running';
 DROP INDEX {{schema}}.jobs_leases;
 
 -- A queue's limits (NULL: none). A rate limit allows `rate_limit` starts in any window of `rate_period_ms`;

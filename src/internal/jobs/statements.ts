@@ -95,8 +95,12 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
     `ARRAY(SELECT s.${column} FROM unnest(${starts}, ${counts}) WITH ORDINALITY AS s(at, c, o)
       WHERE s.at > ${now} - ${period} ${ms} ORDER BY s.o)`
   const nextKey = (after: string) =>
-    `(SELECT partition_key FROM ${jobs} WHERE queue = $3 AND ${waiting} AND run_at <= now()${after}
+    `(SELECT partition_key FROM ${jobs} WHERE queue = $3 AND ${waiting} AND partition_key <> '' AND run_at <= now()${after}
       ORDER BY partition_key LIMIT 1)`
+  // The first due jobs of the queue in order, up to the room asked for: where jobs without a key are looked for.
+  const head = `(SELECT id, priority, run_at, partition_key FROM ${jobs}
+      WHERE queue = $3 AND ${waiting} AND run_at <= now() AND name = ANY($4::text[])
+      ORDER BY priority, run_at, id LIMIT $5)`
   const keys = keyed
     ? `
     after(k, i) AS (
@@ -115,6 +119,8 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
         AND p.i < (SELECT v FROM budget) - (SELECT count(*) FROM after WHERE k IS NOT NULL)
     ),
     keys AS MATERIALIZED (
+      SELECT '' AS k, 0 AS ord WHERE (SELECT b FROM budget) > 0 AND EXISTS (SELECT 1 FROM ${head} AS h WHERE h.partition_key = '')
+      UNION ALL
       SELECT k, i AS ord FROM after WHERE k IS NOT NULL
       UNION ALL
       SELECT k, i + (SELECT count(*) FROM after WHERE k IS NOT NULL) FROM before
@@ -127,18 +133,27 @@ export const limitedClaimText = (store: Store, keyed: boolean): string => {
       SELECT p.id, p.priority, p.rn, keys.k, keys.ord FROM keys CROSS JOIN LATERAL (
         SELECT x.id, x.priority, row_number() OVER (ORDER BY x.priority, x.run_at, x.id) AS rn FROM (
           SELECT id, priority, run_at FROM ${jobs}
-          WHERE queue = $3 AND partition_key = keys.k AND ${waiting} AND run_at <= now() AND name = ANY($4::text[])
+          WHERE queue = $3 AND partition_key = keys.k AND partition_key <> '' AND ${waiting} AND run_at <= now()
+            AND name = ANY($4::text[])
           ORDER BY priority, run_at, id
           LIMIT (SELECT greatest(0, least(share.s,
-            CASE WHEN q.kc IS NULL OR keys.k = '' THEN share.s ELSE q.kc - (
+            CASE WHEN q.kc IS NULL THEN share.s ELSE q.kc - (
               SELECT count(*)::int FROM ${jobs} AS r
               WHERE r.queue = $3 AND r.partition_key = keys.k AND r.state = 'running') END,
-            CASE WHEN q.krl IS NULL OR keys.k = '' THEN share.s ELSE q.krl - (
+            CASE WHEN q.krl IS NULL THEN share.s ELSE q.krl - (
               SELECT coalesce(sum(s.c), 0)::int FROM ${store.quoted}.queue_keys AS qk, unnest(qk.starts, qk.counts) AS s(at, c)
               WHERE qk.queue = $3 AND qk.key = keys.k AND s.at > q.t - q.krp ${ms}) END))
             FROM q, share)
         ) AS x
       ) AS p
+      WHERE keys.k <> ''
+      UNION ALL
+      -- Jobs without a key: one group, without per-key limits, found among the first due jobs of the queue.
+      SELECT u.id, u.priority, u.rn, '', 0 FROM (
+        SELECT h.id, h.priority, row_number() OVER (ORDER BY h.priority, h.run_at, h.id) AS rn
+        FROM ${head} AS h WHERE h.partition_key = '' AND EXISTS (SELECT 1 FROM keys WHERE k = '')
+      ) AS u
+      WHERE u.rn <= (SELECT s FROM share)
     ),
     chosen AS (
       SELECT id, row_number() OVER (ORDER BY priority, rn, ord) AS n FROM picked
