@@ -12,7 +12,13 @@ import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 
 const benchDir = fileURLToPath(new URL(".", import.meta.url))
-const suites = { workers: "workers.ts", jobs: "jobs.ts", recurring: "recurring.ts", faults: "faults.ts" }
+const suites = {
+  workers: "workers.ts",
+  jobs: "jobs.ts",
+  recurring: "recurring.ts",
+  faults: "faults.ts",
+  flow: "flow.ts"
+}
 
 const requested = process.argv.slice(2)
 const unknown = requested.filter((name) => !Object.hasOwn(suites, name))

@@ -92,6 +92,8 @@ export class JobInfo extends Schema.Class<JobInfo>("JobInfo")({
   /** Id of the runner that holds (or last held) the job. */
   lockedBy: Schema.OptionFromNullOr(Schema.String),
   uniqueKey: Schema.OptionFromNullOr(Schema.String),
+  /** The partition key that per-key limits and fair claiming group it by. */
+  partitionKey: Schema.OptionFromNullOr(Schema.String),
   errors: Schema.Array(AttemptError),
   progress: Schema.Unknown,
   result: Schema.Unknown,
@@ -199,6 +201,12 @@ export interface Options<P, I, A, E, R> {
    * waiting or running, enqueueing another returns that job instead.
    */
   readonly uniqueKey?: ((payload: P) => string) | undefined
+  /**
+   * The partition key of a job, from its payload (a tenant's id, say): a
+   * queue's per-key limits and fair claiming group jobs by it. A non-empty
+   * string of at most 1,000 bytes. Default: none.
+   */
+  readonly partitionKey?: ((payload: P) => string) | undefined
 }
 
 /**
@@ -217,6 +225,7 @@ export interface Job<P, I, A = unknown, E = unknown, R = never> {
   readonly backoff: Schedule.Schedule<unknown, unknown>
   readonly timeout: Duration.Duration | undefined
   readonly uniqueKey: ((payload: P) => string) | undefined
+  readonly partitionKey: ((payload: P) => string) | undefined
   /** Set when an option is wrong: enqueueing and running fail with it. */
   readonly invalid: InvalidJobOptions | undefined
 }
@@ -264,7 +273,8 @@ const checkOptions = (name: string, options: Options<any, any, any, any, any>): 
     ["maxAttempts", options.maxAttempts, (value: unknown) => Check.integer(value, 1, Check.int32.max)],
     ["timeout", options.timeout, (value: unknown) => Check.durationMillis(value, timeoutRule)],
     ["handler", options.handler, Check.isFunction],
-    ["uniqueKey", options.uniqueKey, Check.isFunction]
+    ["uniqueKey", options.uniqueKey, Check.isFunction],
+    ["partitionKey", options.partitionKey, Check.isFunction]
   ] as const
   for (const [option, value, check] of checks) {
     if (value === undefined && option !== "handler") continue
@@ -306,6 +316,7 @@ export const make = <P, I, A, E, R>(name: string, options: Options<P, I, A, E, R
     backoff: options.backoff ?? defaultBackoff,
     timeout: invalid === undefined && options.timeout !== undefined ? Duration.decode(options.timeout) : undefined,
     uniqueKey: options.uniqueKey,
+    partitionKey: options.partitionKey,
     invalid
   }
 }

@@ -11,6 +11,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, type Duration, Effect, Either, Layer, Option } from "effect"
+import * as Limits from "./internal/jobs/limits.js"
 import * as Statements from "./internal/jobs/statements.js"
 import * as Store from "./internal/jobs/store.js"
 import * as Values from "./internal/jobs/values.js"
@@ -21,6 +22,7 @@ import {
   InvalidJobOptions,
   InvalidJobState,
   type InvalidPayload,
+  InvalidQueueOptions,
   JobNotFound,
   type MigrationError
 } from "./JobError.js"
@@ -41,6 +43,8 @@ export interface EnqueueOptions {
   readonly queue?: string | undefined
   /** Overrides the definition's unique key. */
   readonly uniqueKey?: string | undefined
+  /** Overrides the definition's partition key (for per-key limits and fair claiming). */
+  readonly partitionKey?: string | undefined
 }
 
 /**
@@ -100,12 +104,107 @@ export interface QueueCount {
 }
 
 /**
+ * At most `limit` starts in any window of `period`, over every runner.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RateLimit {
+  /** A whole number from 1 to 1,000,000. */
+  readonly limit: number
+  /** 10 milliseconds to 1 week, in whole milliseconds. */
+  readonly period: Duration.DurationInput
+}
+
+/**
+ * The flow-control limits of a queue, over every runner. A missing or
+ * `null` limit is none; `fair` defaults to `false`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QueueLimits {
+  /** At most this many jobs of the queue run at once: 1 to 2147483647. */
+  readonly globalConcurrency?: number | null | undefined
+  /** At most this many jobs with one partition key run at once: 1 to 2147483647. */
+  readonly keyConcurrency?: number | null | undefined
+  /** At most this many jobs of the queue start per period. */
+  readonly rateLimit?: RateLimit | null | undefined
+  /** At most this many jobs with one partition key start per period. */
+  readonly keyRateLimit?: RateLimit | null | undefined
+  /** Partition keys take turns, so that a key with a large backlog does not hold up the others. */
+  readonly fair?: boolean | undefined
+}
+
+/**
+ * The limits of a queue as stored.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QueueLimitsInfo {
+  readonly globalConcurrency: number | null
+  readonly keyConcurrency: number | null
+  readonly rateLimit: { readonly limit: number; readonly periodMillis: number } | null
+  readonly keyRateLimit: { readonly limit: number; readonly periodMillis: number } | null
+  readonly fair: boolean
+  /** Who set them: `"code"` (a runner's options), `"api"` ({@link JobClientService.setLimits}), or `null` (none). */
+  readonly source: "code" | "api" | null
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface QueueInfo {
   readonly name: string
   readonly paused: boolean
+  readonly limits: QueueLimitsInfo
+}
+
+/**
+ * One partition key of a queue, in {@link QueueFlow}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeyFlow {
+  /** `""` for the jobs without a key. */
+  readonly key: string
+  readonly running: number
+  /** Due jobs of the key, not running. */
+  readonly waiting: number
+  /** Starts in the key's current rate window (0 without a per-key rate limit). */
+  readonly started: number
+  /** Whether a per-key limit holds its due jobs back now. */
+  readonly held: boolean
+}
+
+/**
+ * What flows through a queue now: its limits, what runs, and what waits
+ * because of a limit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QueueFlow {
+  readonly queue: string
+  readonly paused: boolean
+  readonly limits: QueueLimitsInfo
+  /** Jobs running (claimed) over every runner. */
+  readonly running: number
+  /** Due jobs, not running. */
+  readonly waiting: number
+  /** Starts in the current window of the queue's rate limit (0 without one). */
+  readonly started: number
+  /** Due jobs the global concurrency holds back now (all of them while it is reached). */
+  readonly heldByGlobalConcurrency: number
+  /** Due jobs the rate limit holds back now (all of them while the window is spent). */
+  readonly heldByRateLimit: number
+  /** Due jobs of keys that their per-key limits hold back now. */
+  readonly heldByKeyLimits: number
+  /** The busiest keys: most running first, then most waiting. */
+  readonly keys: ReadonlyArray<KeyFlow>
 }
 
 /**
@@ -182,7 +281,7 @@ export interface JobClientService {
   /** Stops every runner from claiming jobs of `queue` until resumed; running jobs go on. */
   readonly pause: (queue: string) => Effect.Effect<void, SqlError>
   readonly resume: (queue: string) => Effect.Effect<void, SqlError>
-  /** Queues that have jobs or were ever paused, and whether they are paused. */
+  /** Queues that have jobs or settings, whether they are paused, and their limits. */
   readonly queues: Effect.Effect<ReadonlyArray<QueueInfo>, SqlError>
   /** Per queue with due jobs, the one that has waited longest for a runner. */
   readonly oldestWaiting: Effect.Effect<ReadonlyArray<WaitingJob>, SqlError>
@@ -199,6 +298,23 @@ export interface JobClientService {
   readonly cancelAll: (filter: Filter) => Effect.Effect<number, SqlError>
   /** {@link delete} on every job `filter` covers that is not running, in one statement; returns how many. */
   readonly deleteAll: (filter: Filter) => Effect.Effect<number, SqlError>
+  /**
+   * Sets the limits of `queue` over every runner, replacing the ones it had
+   * (a limit not given is none): runners apply them from their next claim,
+   * woken at once. They are kept until set again or {@link resetLimits}, and
+   * win over limits in runners' options.
+   */
+  readonly setLimits: (
+    queue: string,
+    limits: QueueLimits
+  ) => Effect.Effect<void, InvalidQueueOptions | SqlError>
+  /** Drops the limits set with {@link setLimits}: the runners' options give them again (none if they give none). */
+  readonly resetLimits: (queue: string) => Effect.Effect<void, InvalidQueueOptions | SqlError>
+  /** The limits of `queue`, what runs and what waits because of a limit, and the `keys` (default 10) busiest keys. */
+  readonly flow: (
+    queue: string,
+    options?: { readonly keys?: number | undefined }
+  ) => Effect.Effect<QueueFlow, InvalidQueueOptions | SqlError>
 }
 
 /**
@@ -279,6 +395,47 @@ const uniqueKeys = <P>(job: Job.Any, payloads: ReadonlyArray<P>, key: (payload: 
   })
 
 /**
+ * The partition keys of `payloads` ('' for none), checked like unique keys; `key` is undefined when
+ * neither the definition nor the options give one. A plain loop: this runs for every enqueued job.
+ */
+const partitionKeys = <P>(
+  job: Job.Any,
+  payloads: ReadonlyArray<P>,
+  key: ((payload: P) => unknown) | undefined
+): Effect.Effect<ReadonlyArray<string>, InvalidJobOptions> => {
+  const keys = new Array<string>(payloads.length).fill("")
+  if (key === undefined) return Effect.succeed(keys)
+  const invalid = (reason: string) =>
+    Effect.fail(new InvalidJobOptions({ job: job.name, option: "partitionKey", reason }))
+  for (let i = 0; i < payloads.length; i++) {
+    let k: unknown
+    try {
+      k = key(payloads[i])
+    } catch (error) {
+      return invalid(`threw: ${error instanceof Error ? error.message : Check.show(error)}`)
+    }
+    if (k === null || k === undefined) continue
+    const problem = Limits.partitionKeyProblem(k)
+    if (problem !== undefined) return invalid(payloads.length === 1 ? problem : `of payloads[${i}] ${problem}`)
+    keys[i] = k as string
+  }
+  return Effect.succeed(keys)
+}
+
+/** The limits as the client shows them. */
+const limitsInfo = (row: Limits.LimitsRow & { readonly source: "code" | "api" | null }): QueueLimitsInfo => ({
+  ...Limits.fromRow(row),
+  source: row.source
+})
+
+const queueProblem = (queue: unknown) => {
+  const problem = Values.nameProblem(queue)
+  return problem === undefined
+    ? Effect.void
+    : Effect.fail(new InvalidQueueOptions({ queue: String(queue), option: "queue", reason: problem }))
+}
+
+/**
  * Builds the client on `SqlClient`, applying the migrations first unless
  * `migrate: false`.
  *
@@ -300,6 +457,22 @@ export const make = (
       options: EnqueueOptions,
       key: (payload: P) => unknown
     ) =>
+      // The definition's partition key, unless the options give one.
+      insertKeyed(
+        job,
+        payloads,
+        options,
+        key,
+        options.partitionKey !== undefined ? () => options.partitionKey : job.partitionKey
+      )
+
+    const insertKeyed = <P, I>(
+      job: Job.Job<P, I, any, any, any>,
+      payloads: ReadonlyArray<P>,
+      options: EnqueueOptions,
+      key: (payload: P) => unknown,
+      partitionKey: ((payload: P) => unknown) | undefined
+    ) =>
       Effect.gen(function*() {
         if (job.invalid !== undefined) return yield* job.invalid
         const encoded = yield* Values.encodePayloads(job, payloads)
@@ -309,6 +482,7 @@ export const make = (
           yield* checked(job, "priority", Check.integer(options.priority, Check.int32.min, Check.int32.max))
         }
         const keys = yield* uniqueKeys(job, payloads, key)
+        const partitions = yield* partitionKeys(job, payloads, partitionKey)
         const newJob: Statements.NewJob = {
           name: job.name,
           queue: options.queue ?? job.queue,
@@ -318,7 +492,7 @@ export const make = (
           delayMillis: delay,
           ...yield* Statements.currentTrace
         }
-        const inserted = yield* Statements.insert(store, newJob, encoded, keys)
+        const inserted = yield* Statements.insert(store, newJob, encoded, keys, partitions)
         const byKey = new Map<string, Enqueued>()
         const unkeyed: Array<Enqueued> = []
         for (const row of inserted) {
@@ -338,7 +512,8 @@ export const make = (
             store,
             newJob,
             still.map((k) => encoded[keys.indexOf(k)]),
-            still
+            still,
+            still.map((k) => partitions[keys.indexOf(k)])
           )
           for (const row of retried) byKey.set(row.uniqueKey!, { id: row.id, inserted: true })
         }
@@ -447,10 +622,38 @@ export const make = (
       deleteAll: (filter) => Statements.deleteJobs(store, matching(filter), "count"),
       pause: (queue) => setPaused(store, queue, true),
       resume: (queue) => setPaused(store, queue, false),
-      queues: sql<QueueInfo>`
-        SELECT name, paused FROM ${store.queues}
-        UNION SELECT DISTINCT queue, false FROM ${store.jobs} WHERE queue NOT IN (SELECT name FROM ${store.queues})
-        ORDER BY name`
+      queues: Effect.map(
+        sql<Limits.LimitsRow & { name: string; paused: boolean; source: "code" | "api" | null }>`
+          SELECT n.name, coalesce(q.paused, false) AS paused, ${sql.literal(Limits.limitsColumns)},
+            q.limits_source AS source
+          FROM (SELECT name FROM ${store.queues} UNION SELECT DISTINCT queue FROM ${store.jobs}) AS n
+          LEFT JOIN ${store.queues} AS q ON q.name = n.name
+          ORDER BY n.name`,
+        (rows) => rows.map((row) => ({ name: row.name, paused: row.paused, limits: limitsInfo(row) }))
+      ),
+      setLimits: (queue, limits) =>
+        Effect.gen(function*() {
+          yield* queueProblem(queue)
+          const checked = Limits.check(limits)
+          if (Either.isLeft(checked)) {
+            return yield* new InvalidQueueOptions({ queue, option: checked.left.option, reason: checked.left.reason })
+          }
+          yield* Statements.setLimits(store, queue, checked.right)
+        }),
+      resetLimits: (queue) => Effect.zipRight(queueProblem(queue), Statements.resetLimits(store, queue)),
+      flow: (queue, options = {}) =>
+        Effect.gen(function*() {
+          yield* queueProblem(queue)
+          const top = options.keys ?? 10
+          if (Either.isLeft(Check.integer(top, 0, 1000))) {
+            return yield* new InvalidQueueOptions({
+              queue,
+              option: "keys",
+              reason: `must be a whole number from 0 to 1000, got ${Check.show(top)}`
+            })
+          }
+          return yield* Statements.flow(store, queue, top)
+        })
     }
     return client
   })

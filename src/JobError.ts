@@ -25,6 +25,24 @@ export class InvalidJobOptions extends Schema.TaggedError<InvalidJobOptions>()("
 }
 
 /**
+ * A queue setting that cannot work: a limit of 0, -1, 1.5 or `"5"`, a rate
+ * period of `"soon"`, an unknown limit, an empty queue name (see
+ * `JobClient.setLimits`). `option` names it (`rateLimit.period`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidQueueOptions extends Schema.TaggedError<InvalidQueueOptions>()("InvalidQueueOptions", {
+  queue: Schema.String,
+  option: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `Queue ${JSON.stringify(this.queue)}: option "${this.option}" ${this.reason}`
+  }
+}
+
+/**
  * A payload that cannot be stored, at enqueue or at a recurring definition:
  * the job's schema rejects it, or its encoded form would not read back from
  * JSON as it is (`undefined`, a function, `NaN`, a `Date` object, a bigint, a

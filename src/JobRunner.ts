@@ -22,12 +22,13 @@ import { Context, Duration, Effect, Either, Layer, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { hostname } from "node:os"
 import pg from "pg"
+import * as Limits from "./internal/jobs/limits.js"
 import { listen, poolConfig } from "./internal/jobs/listener.js"
 import { eventsCapacity as capacity, type JobEvent, Runner } from "./internal/jobs/runner.js"
 import { StoreInternal } from "./internal/jobs/store.js"
 import * as Check from "./internal/options.js"
 import type * as Job from "./Job.js"
-import { JobClient } from "./JobClient.js"
+import { JobClient, type QueueLimits } from "./JobClient.js"
 import { InvalidJobOptions } from "./JobError.js"
 import { addService } from "./WorkerRegistry.js"
 
@@ -50,8 +51,13 @@ export type {
 export interface Options<Jobs extends Job.Any> {
   /** The jobs this runner runs; it claims only jobs with these names. */
   readonly jobs: ReadonlyArray<Jobs>
-  /** Concurrency per queue. Queues of `jobs` not listed get `concurrency`. */
-  readonly queues?: Readonly<Record<string, number>> | undefined
+  /**
+   * Per queue: its concurrency in this runner, or `{ concurrency, ...limits }`
+   * with flow-control limits over every runner (stored in the database when
+   * the runner starts, unless set with `JobClient.setLimits`). Queues of
+   * `jobs` not listed get `concurrency`.
+   */
+  readonly queues?: Readonly<Record<string, number | QueueOptions>> | undefined
   /** Default concurrency of a queue: 1 to 10,000. Default 10. */
   readonly concurrency?: number | undefined
   /**
@@ -77,6 +83,17 @@ export interface Options<Jobs extends Job.Any> {
   readonly listen?: boolean | undefined
   /** Spans per job run; by default on when a tracer other than Effect's built-in one is installed. */
   readonly tracing?: boolean | undefined
+}
+
+/**
+ * A queue's concurrency in this runner, and its limits over every runner.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface QueueOptions extends QueueLimits {
+  /** How many of the queue's jobs this runner runs at once: 1 to 10,000. Default: the runner's `concurrency`. */
+  readonly concurrency?: number | undefined
 }
 
 /**
@@ -166,16 +183,29 @@ export const layer = <Jobs extends Job.Any>(
         jobs.set(job.name, job)
       }
       const concurrency = yield* count("concurrency", options.concurrency, 10, 1, maxConcurrency)
-      const queues = new Map<string, number>()
-      for (const job of jobs.values()) queues.set(job.queue, concurrency)
+      const queues = new Map<string, { concurrency: number; limits: Limits.Limits | undefined }>()
+      for (const job of jobs.values()) queues.set(job.queue, { concurrency, limits: undefined })
       if (options.queues !== undefined && (typeof options.queues !== "object" || options.queues === null)) {
         return yield* fail(
           "queues",
           `must be an object of queue names and concurrencies, got ${Check.show(options.queues)}`
         )
       }
-      for (const [name, n] of Object.entries(options.queues ?? {})) {
-        queues.set(name, yield* count(`queues.${name}`, n, concurrency, 1, maxConcurrency))
+      for (const [name, given] of Object.entries(options.queues ?? {})) {
+        if (typeof given === "object" && given !== null) {
+          const { concurrency: n, ...limits } = given
+          const checked = Limits.check(limits, `queues.${name}.`)
+          if (Either.isLeft(checked)) return yield* fail(checked.left.option, checked.left.reason)
+          queues.set(name, {
+            concurrency: yield* count(`queues.${name}.concurrency`, n, concurrency, 1, maxConcurrency),
+            limits: checked.right
+          })
+        } else {
+          queues.set(name, {
+            concurrency: yield* count(`queues.${name}`, given, concurrency, 1, maxConcurrency),
+            limits: undefined
+          })
+        }
       }
       const settings = {
         prefetch: yield* count("prefetch", options.prefetch, 500, 0, maxPrefetch),
@@ -212,7 +242,7 @@ export const layer = <Jobs extends Job.Any>(
         store: client[StoreInternal],
         pool,
         jobs,
-        queues: [...queues].map(([name, concurrency]) => ({ name, concurrency })),
+        queues: [...queues].map(([name, queue]) => ({ name, ...queue })),
         ...settings,
         tracing: tracing ?? (yield* Effect.tracer) !== builtInTracer
       })

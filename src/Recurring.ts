@@ -741,7 +741,7 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
         const trace = yield* Statements.currentTrace
         const source = sql`(
           SELECT r.job_name AS name, r.queue, r.payload, r.priority, r.max_attempts, t.tick AS run_at,
-            t.key AS unique_key, ${trace.traceId}::text AS trace_id, ${trace.spanId}::text AS span_id,
+            t.key AS unique_key, ''::text AS partition_key, ${trace.traceId}::text AS trace_id, ${trace.spanId}::text AS span_id,
             r.id AS recurring_id, t.tick AS recurring_tick, row_number() OVER (ORDER BY t.tick, t.ord) AS ord
           FROM unnest(${tickIds}::text[], ${ticks}::timestamptz[], ${keys}::text[]) WITH ORDINALITY AS t(rid, tick, key, ord)
           JOIN ${store.recurring} r ON r.id = t.rid
@@ -793,7 +793,7 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
           const at = yield* now
           const trace = yield* Statements.currentTrace
           const source = sql`(
-            SELECT job_name AS name, queue, payload, priority, max_attempts, now() AS run_at, NULL::text AS unique_key,
+            SELECT job_name AS name, queue, payload, priority, max_attempts, now() AS run_at, NULL::text AS unique_key, ''::text AS partition_key,
               ${trace.traceId}::text AS trace_id, ${trace.spanId}::text AS span_id, id AS recurring_id,
               ${at}::timestamptz AS recurring_tick, 1 AS ord
             FROM ${store.recurring} WHERE id = ${id}

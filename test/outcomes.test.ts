@@ -24,6 +24,7 @@ const claimed = (overrides: Partial<Outcomes.Claimed> = {}): Outcomes.Claimed =>
   recurringTick: null,
   claimedAhead: false,
   rescues: 0,
+  partitionKey: "",
   ...overrides
 })
 

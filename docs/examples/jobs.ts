@@ -96,3 +96,34 @@ const Jobs = JobRunner.layer({ jobs: [SendEmail, DailyReport, ChargeCard], queue
 // On SIGTERM: stop claiming, let running jobs finish (10 s by default), give back the rest.
 export const main = () => Host.run(Jobs)
 // #endregion
+
+// #region flow
+// A tenant's exports run one at a time; at most 20 run at once and 100 start a minute, over every runner.
+export const ExportReport = Job.make("export-report", {
+  payload: Schema.Struct({ tenantId: Schema.String, month: Schema.String }),
+  queue: "exports",
+  partitionKey: ({ tenantId }) => tenantId,
+  handler: ({ month, tenantId }) => Effect.log(`exporting ${month} for ${tenantId}`)
+})
+
+export const ExportRunner = JobRunner.layer({
+  jobs: [ExportReport],
+  queues: {
+    exports: {
+      concurrency: 10,
+      globalConcurrency: 20,
+      keyConcurrency: 1,
+      rateLimit: { limit: 100, period: "1 minute" }
+    }
+  }
+})
+
+export const tuneExports = Effect.gen(function*() {
+  const client = yield* JobClient.JobClient
+  // At run time, for every runner from its next claim: replaces the limits, until reset.
+  yield* client.setLimits("exports", { globalConcurrency: 50, keyConcurrency: 2, fair: true })
+  const flow = yield* client.flow("exports") // limits, running, waiting, what each limit holds back, busiest keys
+  yield* client.resetLimits("exports") // back to the limits in the runners' options
+  return flow
+})
+// #endregion

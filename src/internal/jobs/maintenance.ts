@@ -47,6 +47,7 @@ export const maintain = (config: MaintenanceConfig): Effect.Effect<number, SqlEr
     }
     yield* Statements.forgetRunners(store, config.leaseMillis)
     yield* Statements.prune(store, config.retentionMillis)
+    yield* Statements.pruneKeyWindows(store)
     return rows.length
   }))
 }

@@ -36,6 +36,8 @@ export interface Claimed {
   readonly claimedAhead: boolean
   /** How often the job was rescued from a runner that stopped. */
   readonly rescues: number
+  /** '' for none. */
+  readonly partitionKey: string
 }
 
 /** What an outcome is, for metrics and events. */

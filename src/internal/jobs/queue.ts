@@ -12,11 +12,14 @@ import {
 } from "effect"
 import type * as Job from "../../Job.js"
 import * as Metrics from "../../Metrics.js"
+import type { Limits } from "./limits.js"
 import type { Claimed } from "./outcomes.js"
 
 export interface QueueConfig {
   readonly name: string
   readonly concurrency: number
+  /** Limits the runner's options give the queue, stored when it starts. */
+  readonly limits?: Limits | undefined
 }
 
 export type Hook = MetricHook.MetricHook<number, unknown>
@@ -156,6 +159,20 @@ export class QueueRunner {
 
   /** Whether the last claim found fewer jobs than it asked for: only a notification or the poll wakes it then. */
   drained = false
+
+  /**
+   * Whether the queue may have limits: it is then claimed under its lock,
+   * which finds out. Set by heartbeats and notifications; the unlimited claim
+   * claims nothing from a queue with limits, so a stale `false` only delays.
+   */
+  limited = true
+  /** A rate limit counts claims as starts: such a queue claims only for free slots, nothing ahead. */
+  rateLimited = false
+
+  /** Slots free for a job, not counting jobs claimed ahead. */
+  freeSlots(): number {
+    return Math.max(0, this.config.concurrency - this.busy - this.pending.length)
+  }
 
   /** Adapts the prefetch before a claim. */
   adapt(): void {

@@ -93,6 +93,14 @@ export class Runner {
       maxUnwritten: 4 * capacity,
       // Long enough for a large batch, short enough to try again well within a lease.
       timeoutMillis: Math.max(5_000, Math.floor(config.leaseMillis / 3)),
+      // A slot freed in a queue with limits may let any runner claim: they are told.
+      wake: (batch) => {
+        let queues: Set<string> | undefined
+        for (const outcome of batch) {
+          if (this.queues.get(outcome.job.queue)?.limited === true) (queues ??= new Set()).add(outcome.job.queue)
+        }
+        return queues === undefined ? [] : [...queues]
+      },
       written: (batch) => {
         // Their jobs are no longer this runner's.
         for (const outcome of batch) {
@@ -123,19 +131,31 @@ export class Runner {
    * as a named prepared statement on the runner's own connections, so that it
    * is planned once per connection rather than on every claim.
    */
-  private claim(queue: QueueRunner, limit: number): Effect.Effect<number, SqlError> {
+  private claim(
+    queue: QueueRunner,
+    limit: number
+  ): Effect.Effect<{ readonly claimed: number; readonly more: boolean; readonly wakeMs: number | null }, SqlError> {
     const store = this.config.store
-    const query = {
-      name: `effect-workers-claim:${store.schema}`,
-      text: Statements.claimText(store),
-      values: [this.config.id, this.config.leaseMillis, queue.config.name, queue.names, limit, queue.idle]
-    }
+    const values = [this.config.id, this.config.leaseMillis, queue.config.name, queue.names, limit, queue.idle]
     const pool = this.config.pool
+    const limited = queue.limited
     return Effect.uninterruptible(
       Effect.tryPromise({
-        try: () => Statements.onPool<Claimed & Record<string, unknown>>(pool, query),
+        try: async () => {
+          if (limited) return Statements.claimLimited(pool, store, values)
+          const result = await Statements.onPool<Claimed & Record<string, unknown>>(pool, {
+            name: `effect-workers-claim:${store.schema}`,
+            text: Statements.claimText(store),
+            values
+          })
+          return { rows: result.rows, limits: undefined, more: false, wakeMs: null }
+        },
         catch: (cause) => new SqlError({ cause, message: "Failed to claim jobs" })
       }).pipe(Effect.map((result) => {
+        if (limited) {
+          queue.limited = result.limits !== undefined
+          queue.rateLimited = result.limits !== undefined && result.limits.rateLimit !== null
+        }
         for (const job of result.rows) {
           // Claimed again after a rescue while an old run of it still goes on here: that run is stale.
           const old = this.held.get(job.id)
@@ -143,7 +163,7 @@ export class Runner {
           this.held.set(job.id, { attempt: job.attempt, slot: undefined })
         }
         queue.push(result.rows)
-        return result.rows.length
+        return { claimed: result.rows.length, more: result.more, wakeMs: result.wakeMs }
       }))
     )
   }
@@ -163,7 +183,12 @@ export class Runner {
           continue
         }
         queue.adapt()
-        const room = queue.room()
+        // Under a rate limit a claim is a start: nothing is claimed ahead of a free slot.
+        const room = queue.rateLimited ? queue.freeSlots() : queue.room()
+        if (room === 0) {
+          yield* queue.sleep(self.config.pollIntervalMillis)
+          continue
+        }
         const claimed = yield* Effect.either(self.claim(queue, room))
         if (claimed._tag === "Left") {
           failures++
@@ -177,8 +202,17 @@ export class Runner {
           continue
         }
         failures = 0
-        queue.drained = claimed.right < room
-        if (queue.drained) yield* queue.sleep(self.config.pollIntervalMillis)
+        const { more, wakeMs } = claimed.right
+        queue.drained = claimed.right.claimed < room && !more
+        // A spent rate window is looked at again when it frees a start; a limit reached, when a slot frees anywhere
+        // (the runner that frees it notifies), or at the next poll.
+        if (queue.drained) {
+          yield* queue.sleep(
+            wakeMs === null
+              ? self.config.pollIntervalMillis
+              : Math.min(Math.max(1, Math.ceil(wakeMs)), self.config.pollIntervalMillis)
+          )
+        }
       }
     }).pipe(Effect.annotateLogs("queue", queue.config.name))
   }
@@ -413,6 +447,12 @@ export class Runner {
     return Effect.gen(this, function*() {
       const store = this.config.store
       yield* Statements.register(store, this.registration)
+      // Never in the way of the renewals below.
+      yield* this.refreshLimits(true).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(`Job runner: reading the queues' limits failed (${Statements.errorText(error)})`)
+        )
+      )
       // Only jobs held before the statement starts are judged: a claim committed meanwhile is not in its snapshot.
       const snapshot = [...this.held].map(([id, held]) => ({ id, attempt: held.attempt }))
       if (snapshot.length === 0) return
@@ -432,6 +472,28 @@ export class Runner {
         if (unwritten.has(`${id}:${attempt}`)) continue
         this.held.delete(id)
         if (held.slot !== undefined) this.abandon(held.slot, id, "lost")
+      }
+    })
+  }
+
+  /**
+   * Stores the limits the options give (only where none are stored, with
+   * `unset`), and learns which queues have limits now.
+   */
+  private refreshLimits(unset: boolean): Effect.Effect<void, SqlError> {
+    return Effect.gen(this, function*() {
+      const store = this.config.store
+      const code = this.config.queues.flatMap((queue) =>
+        queue.limits === undefined ? [] : [[queue.name, queue.limits] as const]
+      )
+      yield* Statements.storeCodeLimits(store, code, unset)
+      const limited = yield* Statements.limitedQueues(store, [...this.queues.keys()])
+      for (const [name, queue] of this.queues) {
+        if (limited.has(name) && !queue.limited) {
+          queue.limited = true
+          queue.drained = false
+          queue.wake()
+        } else if (!limited.has(name)) queue.limited = false
       }
     })
   }
@@ -460,6 +522,15 @@ export class Runner {
         queue.wake()
       }
     } else if (payload.startsWith("c:")) this.cancel(payload.slice(2))
+    else if (payload.startsWith("l:")) {
+      // Its limits changed: the next claim takes the queue's lock and reads them.
+      const queue = this.queues.get(payload.slice(2))
+      if (queue !== undefined) {
+        queue.limited = true
+        queue.drained = false
+        queue.wake()
+      }
+    }
   }
 
   wakeAll(): void {
@@ -476,6 +547,7 @@ export class Runner {
     const self = this
     return Effect.gen(function*() {
       yield* Statements.register(self.config.store, self.registration)
+      yield* self.refreshLimits(false)
       const every = (millis: number, what: string, effect: Effect.Effect<unknown, SqlError>) =>
         Effect.forkScoped(
           Effect.interruptible(

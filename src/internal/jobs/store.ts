@@ -34,7 +34,8 @@ export class Store {
 /** Columns of a `JobInfo`, as selected. */
 export const infoColumns = `id::text AS id, name, queue, state, payload, priority, attempt,
   max_attempts AS "maxAttempts", run_at AS "runAt", inserted_at AS "insertedAt", attempted_at AS "attemptedAt",
-  finalized_at AS "finalizedAt", locked_by AS "lockedBy", unique_key AS "uniqueKey", errors, progress, result,
+  finalized_at AS "finalizedAt", locked_by AS "lockedBy", unique_key AS "uniqueKey",
+  NULLIF(partition_key, '') AS "partitionKey", errors, progress, result,
   trace_id AS "traceId", recurring_id AS "recurringId", recurring_tick AS "recurringTick"`
 
 export interface InfoRow {
@@ -52,6 +53,7 @@ export interface InfoRow {
   readonly finalizedAt: Date | null
   readonly lockedBy: string | null
   readonly uniqueKey: string | null
+  readonly partitionKey: string | null
   readonly errors: ReadonlyArray<unknown>
   readonly progress: unknown
   readonly result: unknown
@@ -78,6 +80,7 @@ export const toInfo = (row: InfoRow): JobInfo =>
     finalizedAt: Option.fromNullable(row.finalizedAt),
     lockedBy: Option.fromNullable(row.lockedBy),
     uniqueKey: Option.fromNullable(row.uniqueKey),
+    partitionKey: Option.fromNullable(row.partitionKey),
     errors: decodeErrors(row.errors),
     progress: row.progress ?? undefined,
     result: row.result ?? undefined,

@@ -18,6 +18,8 @@ export interface WriterConfig {
   readonly maxUnwritten: number
   /** A write is cancelled after this long, and tried again. */
   readonly timeoutMillis: number
+  /** The queues whose runners are to be woken once `batch` is written. */
+  readonly wake: (batch: ReadonlyArray<Outcome>) => ReadonlyArray<string>
   /** Called with every outcome once written, or dropped as one the database refuses. */
   readonly written: (batch: ReadonlyArray<Outcome>) => void
 }
@@ -69,10 +71,13 @@ export class OutcomeWriter {
       if (outcome.state === "completed" && outcome.result === null) plain.push(outcome)
       else other.push(outcome)
     }
+    const wake = this.config.wake(batch)
     return Effect.zipRight(
       plain.length === 0 ? Effect.void : Statements.complete(store, runner, plain),
       other.length === 0 ? Effect.void : Statements.settle(store, runner, other)
     ).pipe(
+      // A lost wake-up only delays the others until their next poll: the outcomes are written.
+      Effect.zipRight(wake.length === 0 ? Effect.void : Effect.ignore(Statements.notifyQueues(store, wake))),
       Effect.interruptible,
       Effect.timeoutFail({
         duration: timeoutMillis,
