@@ -515,8 +515,8 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           ...t.env,
           CLI_TEST_TOKEN: token
         })
-        yield* served.waitForOutput(/Listening on http:\/\/127\.0\.0\.1:\d+/)
-        const base = (yield* served.output).match(/Listening on (http:\/\/127\.0\.0\.1:\d+)/)![1]
+        yield* served.waitForOutput(/Dashboard listening on http:\/\/127\.0\.0\.1:\d+/)
+        const base = (yield* served.output).match(/Dashboard listening on (http:\/\/127\.0\.0\.1:\d+)/)![1]
         const get = (path: string, headers: Record<string, string> = {}) =>
           Effect.promise(async () => {
             const response = await fetch(`${base}${path}`, { headers })

@@ -311,7 +311,14 @@ layer(TestDatabase.layer, { excludeTestServices: true })("schema names", (it) =>
       const client = yield* Effect.provide(JobClient.JobClient, JobClient.layer({ schema: name }))
       const tables = yield* sql<{ readonly table_name: string }>`SELECT table_name FROM information_schema.tables
         WHERE table_schema = ${name} ORDER BY table_name`
-      expect(tables.map((t) => t.table_name)).toEqual(["jobs", "migrations", "queues", "recurring", "runners"])
+      expect(tables.map((t) => t.table_name)).toEqual([
+        "jobs",
+        "migrations",
+        "queue_keys",
+        "queues",
+        "recurring",
+        "runners"
+      ])
       const { id } = yield* client.enqueue(jobOf("in-schema", Schema.Struct({})), {})
       const [{ n }] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM ${sql(name)}.jobs
         WHERE id = ${id}::bigint`
