@@ -9,7 +9,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option } from "effect"
 import { hostname } from "node:os"
 import type pg from "pg"
-import type { QueueFlow } from "../../JobClient.js"
+import type { QueueFlow, RunnerInfo } from "../../JobClient.js"
 import { fromRow, isKeyed, type Limits, limitsColumns, type LimitsRow, none, toParams } from "./limits.js"
 import type { Claimed, Outcome } from "./outcomes.js"
 import { infoColumns, type InfoRow, liveStatesSql, type Store } from "./store.js"
@@ -984,19 +984,7 @@ export const oldestWaiting = (store: Store): Effect.Effect<
 }
 
 /** The registered runners, oldest first; alive while their heartbeat has not expired. */
-export const runners = (store: Store): Effect.Effect<
-  ReadonlyArray<{
-    readonly id: string
-    readonly host: string
-    readonly pid: number
-    readonly queues: ReadonlyArray<string>
-    readonly concurrency: Readonly<Record<string, number>>
-    readonly startedAt: Date
-    readonly heartbeatAt: Date
-    readonly alive: boolean
-  }>,
-  SqlError
-> => {
+export const runners = (store: Store): Effect.Effect<ReadonlyArray<RunnerInfo>, SqlError> => {
   const { sql } = store
   return sql`
     SELECT id, host, pid, queues, concurrency, started_at AS "startedAt", heartbeat_at AS "heartbeatAt",
