@@ -1,6 +1,16 @@
+import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
+const source = fileURLToPath(new URL("./src/", import.meta.url))
+
 export default defineConfig({
+  // Tests import the package by its name, from its sources (as tsconfig.json's `paths` does for tsc and tsx).
+  resolve: {
+    alias: [
+      { find: /^effect-workers$/, replacement: `${source}index.ts` },
+      { find: /^effect-workers\/(.+)$/, replacement: `${source}$1.ts` }
+    ]
+  },
   test: {
     include: ["test/**/*.test.ts"],
     // One PostgreSQL server per run; each test file gets its own schema on it (test/support/database.ts).

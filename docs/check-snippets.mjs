@@ -8,7 +8,9 @@
 //
 // where the path is relative to the Markdown file, and `#region` (optional)
 // names a `// #region name` ... `// #endregion` block of that file, quoted
-// without its common indentation.
+// without its common indentation; `#imports+name` quotes two regions, one
+// after the other with a blank line between (the first quote of a file in a
+// page shows its imports so).
 // Run by `npm run lint`.
 import { readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
@@ -61,7 +63,10 @@ for (const doc of [path.join(root, "README.md"), ...markdownFiles(path.join(root
     }
     const quoted = lines.slice(i + 2, close).join("\n").trimEnd()
     try {
-      const source = regionOf(path.resolve(path.dirname(doc), match[1]), match[2])
+      const file = path.resolve(path.dirname(doc), match[1])
+      const source = match[2] === undefined
+        ? regionOf(file, undefined)
+        : match[2].split("+").map((name) => regionOf(file, name)).join("\n\n")
       if (quoted !== source) {
         problems.push(`${where}: the quote differs from ${match[1]}${match[2] ? `#${match[2]}` : ""}`)
       }

@@ -1,8 +1,10 @@
+// #region imports
 import { PgClient } from "@effect/sql-pg"
 import { Layer, Redacted } from "effect"
+import { Dashboard, JobClient } from "effect-workers"
 import express from "express"
 import { createServer } from "node:http"
-import { Dashboard, JobClient } from "../../src/index.js"
+// #endregion
 
 const Jobs = JobClient.layer().pipe(Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) })))
 

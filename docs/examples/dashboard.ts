@@ -1,9 +1,11 @@
+// #region imports
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Redacted, Schema } from "effect"
+import { Dashboard, Host, Job, JobClient, JobRunner, Recurring } from "effect-workers"
 import { createServer } from "node:http"
-import { Dashboard, Host, Job, JobClient, JobRunner, Recurring } from "../../src/index.js"
+// #endregion
 
 const SendEmail = Job.make("send-email", {
   payload: Schema.Struct({ to: Schema.String }),

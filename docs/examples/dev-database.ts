@@ -1,11 +1,13 @@
 // The development database in an app and in a test run's global setup.
+// #region imports
 import { Effect, Exit, Layer, Redacted, Schema, Scope } from "effect"
+import { Host, Job, JobClient, JobRunner } from "effect-workers"
 import { DevDatabase } from "effect-workers/dev"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
-import { Host, Job, JobClient, JobRunner } from "../../src/index.js"
+// #endregion
 
 const Welcome = Job.make("welcome", {
   payload: Schema.Struct({ to: Schema.String }),

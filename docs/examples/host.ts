@@ -1,6 +1,8 @@
 // Run with `npx tsx docs/examples/host.ts`; stop with Ctrl-C (twice to force).
+// #region imports
 import { Effect, Layer, Schedule } from "effect"
-import { Host, Worker } from "../../src/index.js"
+import { Host, Worker } from "effect-workers"
+// #endregion
 
 // #region host
 const Heartbeat = Worker.make("heartbeat", Effect.log("still alive"), {

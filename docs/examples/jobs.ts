@@ -1,6 +1,8 @@
+// #region imports
 import { SqlClient } from "@effect/sql"
 import { Context, Effect, Layer, Redacted, Schedule, Schema } from "effect"
-import { Database, Host, Job, JobClient, JobRunner } from "../../src/index.js"
+import { Database, Host, Job, JobClient, JobRunner } from "effect-workers"
+// #endregion
 
 class Mailer extends Context.Tag("Mailer")<Mailer, {
   readonly send: (to: string, subject: string) => Effect.Effect<void, Error>

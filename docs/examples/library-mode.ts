@@ -1,7 +1,9 @@
 // Workers inside a program that is not run by `Host`: an existing server, a CLI, a test.
+// #region imports
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Schedule } from "effect"
-import { Worker, WorkerRegistry } from "../../src/index.js"
+import { Worker, WorkerRegistry } from "effect-workers"
+// #endregion
 
 // #region library
 const Heartbeat = Worker.make("heartbeat", Effect.log("still alive"), {

@@ -1,7 +1,9 @@
 // A complete program: two workers run by a host until SIGINT or SIGTERM.
 // Run it with `npx tsx docs/examples/quickstart.ts`.
+// #region imports
 import { Effect, Layer, Schedule } from "effect"
-import { Host, Worker } from "../../src/index.js"
+import { Host, Worker } from "effect-workers"
+// #endregion
 
 // #region quickstart
 // Every 5 seconds, 5 seconds after the previous run ended.

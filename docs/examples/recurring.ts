@@ -1,6 +1,8 @@
+// #region imports
 import { PgClient } from "@effect/sql-pg"
 import { Effect, Layer, Option, Redacted, Schema } from "effect"
-import { Host, Job, JobClient, JobRunner, Recurring, Testing } from "../../src/index.js"
+import { Host, Job, JobClient, JobRunner, Recurring, Testing } from "effect-workers"
+// #endregion
 
 // #region define
 const SendDailyReport = Job.make("send-daily-report", {

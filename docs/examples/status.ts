@@ -1,5 +1,7 @@
+// #region imports
 import { Effect, Metric, Option, Schedule, Schema } from "effect"
-import { Metrics, Worker, WorkerRegistry, WorkerStatus } from "../../src/index.js"
+import { Metrics, Worker, WorkerRegistry, WorkerStatus } from "effect-workers"
+// #endregion
 
 // #region status
 // A worker that reports the status of every worker once a minute, as JSON.

@@ -1,6 +1,8 @@
+// #region imports
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Option, Ref, Schedule, Schema, TestClock } from "effect"
-import { Host, Job, Testing, Worker, WorkerError, WorkerRegistry } from "../../src/index.js"
+import { Host, Job, Testing, Worker, WorkerError, WorkerRegistry } from "effect-workers"
+// #endregion
 
 // #region worker
 // The worker under test: adds one to a counter once a minute.

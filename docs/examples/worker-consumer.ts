@@ -1,5 +1,7 @@
+// #region imports
 import { Effect, Mailbox, Queue, Schedule, Stream } from "effect"
-import { Worker } from "../../src/index.js"
+import { Worker } from "effect-workers"
+// #endregion
 
 interface Email {
   readonly to: string

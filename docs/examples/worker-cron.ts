@@ -1,5 +1,7 @@
+// #region imports
 import { Effect, Either } from "effect"
-import { Worker } from "../../src/index.js"
+import { Worker } from "effect-workers"
+// #endregion
 
 // #region cron
 // Quartz's `CronScheduleBuilder`: 02:00 every day, wall-clock time in Berlin.

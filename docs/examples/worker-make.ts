@@ -1,5 +1,7 @@
+// #region imports
 import { Data, Effect, Layer, Schedule } from "effect"
-import { Worker } from "../../src/index.js"
+import { Worker } from "effect-workers"
+// #endregion
 
 class Unrecoverable extends Data.TaggedError("Unrecoverable")<{ readonly reason: string }> {}
 

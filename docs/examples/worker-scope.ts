@@ -1,5 +1,7 @@
+// #region imports
 import { Context, Effect, Layer, Schedule } from "effect"
-import { Worker } from "../../src/index.js"
+import { Worker } from "effect-workers"
+// #endregion
 
 // #region scope
 // A service the task needs, acquired for one iteration and released after it:

@@ -9,14 +9,13 @@ import { fileURLToPath } from "node:url"
 import * as Children from "./children.js"
 
 /**
- * The command that starts the CLI: its source through tsx until the package
- * has a build, then `dist/bin.js`. Every CLI test starts it through here.
+ * The command that starts the CLI: the built `dist/bin.js` (the global setup
+ * builds it), run by plain `node` as an installed package's `bin` is.
+ * Every CLI test starts it through here.
  */
 export const cliCommand = (): [string, ...Array<string>] => [
   process.execPath,
-  "--import",
-  "tsx",
-  fileURLToPath(new URL("../../src/bin.ts", import.meta.url))
+  fileURLToPath(new URL("../../dist/bin.js", import.meta.url))
 ]
 
 /**
@@ -38,21 +37,26 @@ const environment = (env: Record<string, string | undefined>) => {
 }
 
 /**
- * Runs `effect-workers args...` to its end, with `env` added to (or, with
- * `undefined`, removed from) this process's environment and stdin closed
- * (not a terminal). Killed and failed after `timeout` (default 120 s: a
- * loaded machine takes seconds to start tsx).
+ * Runs `command args...` to its end, with `env` added to (or, with
+ * `undefined`, removed from) this process's environment (without its
+ * `DATABASE_URL` unless `env` sets one) and stdin closed (not a terminal).
+ * Killed and failed after `timeout` (default 120 s: a loaded machine takes
+ * seconds to start a process).
  */
-export const runCli = (
+export const runProcess = (
+  command: string,
   args: ReadonlyArray<string>,
   options: {
     readonly env?: Record<string, string | undefined> | undefined
+    readonly cwd?: string | undefined
     readonly timeout?: Duration.DurationInput | undefined
   } = {}
 ): Effect.Effect<CliResult, CliTimeout> =>
   Effect.gen(function*() {
-    const [command, ...prefix] = cliCommand()
-    const child = Children.spawnTracked(command, [...prefix, ...args], { env: environment(options.env ?? {}) })
+    const child = Children.spawnTracked(command, args, {
+      env: environment(options.env ?? {}),
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd })
+    })
     const done = yield* Deferred.make<CliResult>()
     let stdout = ""
     let stderr = ""
@@ -66,7 +70,7 @@ export const runCli = (
         duration: timeout,
         onTimeout: () =>
           new CliTimeout({
-            message: `effect-workers ${args.join(" ")} did not end within ${Duration.format(timeout)}:\n` +
+            message: `${command} ${args.join(" ")} did not end within ${Duration.format(timeout)}:\n` +
               `stdout:\n${stdout}\nstderr:\n${stderr}`
           })
       }),
@@ -74,6 +78,18 @@ export const runCli = (
       Effect.tapError(() => Effect.sync(() => child.kill("SIGKILL")))
     )
   })
+
+/** Runs `effect-workers args...` to its end, as {@link runProcess} does. */
+export const runCli = (
+  args: ReadonlyArray<string>,
+  options: {
+    readonly env?: Record<string, string | undefined> | undefined
+    readonly timeout?: Duration.DurationInput | undefined
+  } = {}
+): Effect.Effect<CliResult, CliTimeout> => {
+  const [command, ...prefix] = cliCommand()
+  return runProcess(command, [...prefix, ...args], options)
+}
 
 /** A shell word: the argument in single quotes. */
 const quote = (arg: string) => `'${arg.replaceAll("'", () => "'\\''")}'`

@@ -6,12 +6,17 @@
  * embedded PostgreSQL started here in a temporary directory on a free port and
  * deleted at the end. Test files get its URL and this run's id with
  * `inject("databaseUrl")` / `inject("testRunId")` (see ./database.ts).
+ *
+ * It also brings `dist/` up to date first: the CLI's and the package's tests
+ * run the built package, as users do.
  */
 import { Effect, Exit, Logger, LogLevel, Redacted, Scope } from "effect"
+import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import type { TestProject } from "vitest/node"
 import { DevDatabase } from "../../src/dev.js"
 import { describeSessions, lingeringSessions, withClient } from "./admin.js"
@@ -51,6 +56,13 @@ const leftovers = (url: string, runId: string) =>
   })
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  execFileSync(
+    process.execPath,
+    [fileURLToPath(new URL("../../scripts/build.mjs", import.meta.url)), "--incremental"],
+    {
+      stdio: "inherit"
+    }
+  )
   const runId = randomBytes(4).toString("hex")
   const scope = Effect.runSync(Scope.make())
   // The embedded server's start and stop are not news in a test run.
