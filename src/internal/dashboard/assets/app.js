@@ -33,6 +33,12 @@
  *     data-testid="queue-<name>"            row, with data-paused="true" | "false"
  *     data-testid="pause-<name>"            button, data-action="pause"
  *     data-testid="resume-<name>"           button, data-action="resume"
+ *     data-testid="flow-<queue>"            card of a queue with limits, data-source="code" | "api";
+ *                                           "flow-none" when no queue has limits
+ *     data-testid="limit-<queue>-<limit>"   globalConcurrency, keyConcurrency, rateLimit, keyRateLimit, fair
+ *     data-testid="flow-running-<queue>"    also "flow-waiting-<queue>", "flow-started-<queue>" (with a rate limit)
+ *     data-testid="held-<queue>-<limit>"    due jobs held back by "global", "rate" or "keys" (per-key limits)
+ *     data-testid="flow-key-<queue>-<key>"  a busiest key's row, data-held="true" | "false"
  *
  *   Jobs (#/jobs?queue=&state=&name=&search=&before=&limit=)
  *     data-testid="jobs-filter"             filter form; fields "filter-queue", "filter-state", "filter-name",

@@ -1,4 +1,4 @@
-/** Queues (#/queues): depth, wait and concurrency per queue; pause and resume. */
+/** Queues (#/queues): depth, wait and concurrency per queue; pause and resume; flow-control limits. */
 import { get, session } from "../api.js"
 import { dash, enc, h, thead } from "../dom.js"
 import { fmtDuration, fmtNumber } from "../format.js"
@@ -76,10 +76,126 @@ const renderQueues = (queues, ctx) => {
   )
 }
 
+const none = () => h("span", { class: "muted" }, "none")
+
+const limit = (n) => (n === null ? none() : fmtNumber(n))
+
+const rate = (r) => (r ? `${fmtNumber(r.limit)} per ${fmtDuration(r.periodMillis)}` : none())
+
+/** Due jobs a limit holds back; a dash where the queue has no such limit. */
+const held = (set, count) => (set ? h("span", { class: count > 0 ? "warn" : null }, fmtNumber(count)) : dash())
+
+const sourceBadge = (source) =>
+  source === "api"
+    ? h("span", { class: "badge badge-api", title: "Set with JobClient.setLimits: kept until resetLimits" }, "api")
+    : h("span", { class: "badge badge-code", title: "From the options of the runners of this queue" }, "code")
+
+const renderKeys = (f) => {
+  const keyRate = f.limits.keyRateLimit !== null
+  return h(
+    "table",
+    { class: "table", "data-testid": `flow-keys-${f.queue}` },
+    thead(
+      h("th", null, "Partition key"),
+      h("th", { class: "num" }, "Running"),
+      h("th", { class: "num" }, "Waiting"),
+      keyRate ? h("th", { class: "num", title: "Starts in the key's current rate window" }, "Started") : null,
+      h("th", null, "")
+    ),
+    h(
+      "tbody",
+      null,
+      f.keys.map((k) =>
+        h(
+          "tr",
+          { "data-testid": `flow-key-${f.queue}-${k.key}`, "data-held": String(Boolean(k.held)) },
+          h("th", { scope: "row", class: "mono" }, k.key === "" ? h("span", { class: "muted" }, "(no key)") : k.key),
+          h("td", { class: "num" }, fmtNumber(k.running)),
+          h("td", { class: "num" }, fmtNumber(k.waiting)),
+          keyRate ? h("td", { class: "num" }, fmtNumber(k.started)) : null,
+          h("td", null, k.held ? badge("held", "paused", `flow-key-held-${f.queue}-${k.key}`) : null)
+        )
+      )
+    )
+  )
+}
+
+/** One queue with limits: the limits, what runs, and the due jobs each limit holds back now. */
+const flowCard = (f) => {
+  const l = f.limits
+  const field = (label, testid, value) => [h("dt", null, label), h("dd", { "data-testid": testid }, value)]
+  const keyed = l.keyConcurrency !== null || l.keyRateLimit !== null
+  return h(
+    "section",
+    { class: "card section", "data-testid": `flow-${f.queue}`, "data-source": l.source ?? "" },
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", null, h("a", { href: jobsHash({ queue: f.queue }) }, f.queue)),
+      sourceBadge(l.source)
+    ),
+    h(
+      "dl",
+      { class: "fields" },
+      field("Global concurrency", `limit-${f.queue}-globalConcurrency`, limit(l.globalConcurrency)),
+      field("Per-key concurrency", `limit-${f.queue}-keyConcurrency`, limit(l.keyConcurrency)),
+      field("Rate limit", `limit-${f.queue}-rateLimit`, rate(l.rateLimit)),
+      field("Per-key rate limit", `limit-${f.queue}-keyRateLimit`, rate(l.keyRateLimit)),
+      field("Fair", `limit-${f.queue}-fair`, l.fair ? "yes: keys take turns" : "no"),
+      field("Running", `flow-running-${f.queue}`, fmtNumber(f.running)),
+      field("Waiting (due)", `flow-waiting-${f.queue}`, fmtNumber(f.waiting)),
+      l.rateLimit ? field("Started in the window", `flow-started-${f.queue}`, fmtNumber(f.started)) : null,
+      field(
+        "Held by global concurrency",
+        `held-${f.queue}-global`,
+        held(l.globalConcurrency !== null, f.heldByGlobalConcurrency)
+      ),
+      field(
+        "Held by the rate limit",
+        `held-${f.queue}-rate`,
+        held(l.rateLimit !== null, f.heldByRateLimit)
+      ),
+      field(
+        "Held by per-key limits",
+        `held-${f.queue}-keys`,
+        held(keyed, f.heldByKeyLimits)
+      )
+    ),
+    f.keys.length === 0
+      ? null
+      : [
+        h("h3", { class: "small muted" }, "Busiest keys, most running first"),
+        h("div", { class: "scroll" }, renderKeys(f))
+      ]
+  )
+}
+
+const renderFlow = (flows) =>
+  h(
+    "section",
+    { class: "section", "data-testid": "flow" },
+    h(
+      "div",
+      { class: "section-head" },
+      h("h2", null, "Flow control"),
+      h("p", { class: "summary" }, "Limits over every runner; a due job a limit holds back waits for its next claim.")
+    ),
+    flows.length === 0
+      ? h("p", { class: "empty card", "data-testid": "flow-none" }, "No queue has flow-control limits.")
+      : h(
+        "div",
+        { class: "grid-2" },
+        [...flows].sort((a, b) => a.queue.localeCompare(b.queue)).map(flowCard)
+      )
+  )
+
 export const queuesPage = (root) =>
   livePage(root, {
     title: "Queues",
     subtitle: "A paused queue keeps its jobs; runners claim none of them until it is resumed.",
-    load: () => get("/api/queues"),
-    render: renderQueues
+    load: async () => {
+      const [queues, flows] = await Promise.all([get("/api/queues"), get("/api/flow")])
+      return { queues, flows: Array.isArray(flows) ? flows : [] }
+    },
+    render: ({ queues, flows }, ctx) => [renderQueues(queues, ctx), queues.length ? renderFlow(flows) : null]
   })
