@@ -179,6 +179,30 @@ const failuresPerMinute = 10
 
 const asset = (name: string) => readFileSync(new URL(`./internal/dashboard/assets/${name}`, import.meta.url), "utf8")
 
+/**
+ * What the page loads from `assets/`: its stylesheet and its ES modules,
+ * served as they are (no build step; the browser resolves their relative
+ * imports under the same base path). A file left out of this list is not served.
+ */
+const assetFiles = [
+  "app.css",
+  "app.js",
+  "api.js",
+  "dom.js",
+  "format.js",
+  "live.js",
+  "ui.js",
+  "pages/job.js",
+  "pages/jobs.js",
+  "pages/overview.js",
+  "pages/processes.js",
+  "pages/queues.js",
+  "pages/recurring.js"
+]
+
+const assetContentType = (name: string) =>
+  name.endsWith(".css") ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8"
+
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
   "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
@@ -355,8 +379,9 @@ const innerRoutes = (config: Pick<Config<unknown>, "settings" | "basePath">) => 
   const openApi = OpenApi.fromApi(Api.DashboardApi)
   const Pages = HttpLayerRouter.addAll([
     HttpLayerRouter.route("GET", "/", page(index, "text/html; charset=utf-8")),
-    HttpLayerRouter.route("GET", "/assets/app.js", page(asset("app.js"), "text/javascript; charset=utf-8")),
-    HttpLayerRouter.route("GET", "/assets/app.css", page(asset("app.css"), "text/css; charset=utf-8")),
+    ...assetFiles.map((name) =>
+      HttpLayerRouter.route("GET", `/assets/${name}`, page(asset(name), assetContentType(name)))
+    ),
     HttpLayerRouter.route("GET", "/api/openapi.json", page(JSON.stringify(openApi), "application/json"))
   ])
   const ApiRoutes = HttpLayerRouter.addHttpApi(Api.DashboardApi).pipe(Layer.provide(Handlers.handlers(config.settings)))

@@ -5,10 +5,11 @@
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, ExecutionStrategy, Exit, Layer, Option, Schema, Scope } from "effect"
+import { Context, Deferred, Effect, ExecutionStrategy, Exit, Layer, Option, Schema, Scope } from "effect"
 import { Job, JobClient, JobRunner, Migrations, Recurring } from "effect-workers"
 import { type CliResult, runCli, spawnAtTerminal, spawnCli } from "./support/cli.js"
 import * as TestDatabase from "./support/database.js"
+import { eventually } from "./support/eventually.js"
 
 /**
  * Each test starts the CLI several times, and a loaded machine takes seconds (tens, at worst) to start
@@ -52,6 +53,16 @@ const Report = Job.make("report", {
   payload: Schema.Struct({ kind: Schema.String }),
   queue: "cli-reports",
   handler: () => Effect.void
+})
+
+/** Lets the running exports finish: until then, what runs stays running. */
+const exportsDone = Effect.runSync(Deferred.make<void>())
+
+const Export = Job.make("export", {
+  payload: Schema.Struct({ tenant: Schema.String }),
+  queue: "cli-flow",
+  partitionKey: ({ tenant }) => tenant,
+  handler: () => Deferred.await(exportsDone)
 })
 
 layer(TestDatabase.layer, { excludeTestServices: true })("effect-workers migrate", (it) => {
@@ -187,6 +198,88 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         expect(text.stdout).toContain(runner.id)
         yield* Scope.close(scope, Exit.void)
         yield* client.resume("cli-email")
+        yield* client.deleteAll({ queue: "cli-email" })
+      }),
+    { timeout: testTimeout }
+  )
+
+  it.scoped(
+    "status shows each queue's flow-control limits, its busiest keys and the jobs its limits hold back, " +
+      "in the table and in --json",
+    () =>
+      Effect.gen(function*() {
+        const client = yield* JobClient.JobClient
+        yield* client.setLimits("cli-flow", {
+          globalConcurrency: 2,
+          keyConcurrency: 1,
+          keyRateLimit: { limit: 10, period: "1 minute" }
+        })
+        // Three exports of one tenant and one of another: one of each runs, and the global limit is then reached.
+        yield* client.enqueueMany(Export, [{ tenant: "acme" }, { tenant: "acme" }, { tenant: "acme" }, {
+          tenant: "globex"
+        }])
+        yield* client.enqueue(Email, { to: "a@example.com" })
+        const { scope } = yield* startRunner([Export])
+        yield* eventually(client.flow("cli-flow"), (flow) => flow.running === 2, "two exports to run")
+
+        const status = parsed(yield* cli(["status", "--json"]))
+        const queue = (name: string) => status.queues.find((q: { name: string }) => q.name === name)
+        expect(queue("cli-flow")).toMatchObject({
+          limits: {
+            globalConcurrency: 2,
+            keyConcurrency: 1,
+            rateLimit: null,
+            keyRateLimit: { limit: 10, periodMillis: 60_000 },
+            fair: false,
+            source: "api"
+          },
+          flow: {
+            running: 2,
+            waiting: 2,
+            started: 0,
+            heldByGlobalConcurrency: 2,
+            heldByRateLimit: 0,
+            heldByKeyLimits: 2,
+            keys: [
+              { key: "acme", running: 1, waiting: 2, started: 1, held: true },
+              { key: "globex", running: 1, waiting: 0, started: 1, held: true }
+            ]
+          }
+        })
+        // A queue without limits: none shown, and no flow.
+        expect(queue("cli-email")).toMatchObject({
+          limits: {
+            globalConcurrency: null,
+            keyConcurrency: null,
+            rateLimit: null,
+            keyRateLimit: null,
+            fair: false,
+            source: null
+          },
+          flow: null
+        })
+
+        const text = yield* cli(["status"])
+        expect(outcome(text)).toMatchObject({ code: 0 })
+        expect(text.stdout).toMatch(/OLDEST WAITING\s+LIMITS/)
+        expect(text.stdout).toMatch(/cli-flow .*job \d+ \(export\), \S+\s+global 2, key 1, key rate 10\/1m \(api\)/)
+        expect(text.stdout).toMatch(/cli-email .*job \d+ \(send-email\), \S+\s+-$/m)
+        expect(text.stdout).toMatch(
+          /QUEUE\s+RUNNING\s+WAITING\s+STARTED\s+HELD BY GLOBAL\s+HELD BY RATE\s+HELD BY KEYS/
+        )
+        expect(text.stdout).toMatch(/^cli-flow\s+2\s+2\s+-\s+2\s+-\s+2$/m)
+        expect(text.stdout).toMatch(/^cli-flow\s+acme\s+1\s+2\s+1\s+yes$/m)
+        expect(text.stdout).toMatch(/^cli-flow\s+globex\s+1\s+0\s+1\s+yes$/m)
+
+        yield* Deferred.succeed(exportsDone, undefined)
+        yield* eventually(
+          client.counts,
+          (counts) => counts.some((c) => c.queue === "cli-flow" && c.state === "completed" && c.count === 4),
+          "the four exports to complete"
+        )
+        yield* Scope.close(scope, Exit.void)
+        yield* client.resetLimits("cli-flow")
+        yield* client.deleteAll({ queue: "cli-flow" })
         yield* client.deleteAll({ queue: "cli-email" })
       }),
     { timeout: testTimeout }

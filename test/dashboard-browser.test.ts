@@ -9,7 +9,7 @@ import { HttpLayerRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
-import { Context, Effect, Layer, Option, Ref, Schedule, Schema } from "effect"
+import { Context, Deferred, Effect, Layer, Option, Ref, Schedule, Schema } from "effect"
 import { Dashboard, Job, JobClient, JobRunner, Recurring, Worker, WorkerRegistry } from "effect-workers"
 import { mkdirSync } from "node:fs"
 import { createServer, type Server as NodeServer } from "node:http"
@@ -47,6 +47,16 @@ const Note = Job.make("note", {
   payload: Schema.Struct({ text: Schema.String }),
   queue: "notes",
   handler: () => Effect.void
+})
+
+/** Lets the running exports finish: until then, what runs stays running. */
+const exportsDone = Effect.runSync(Deferred.make<void>())
+
+const Export = Job.make("export", {
+  payload: Schema.Struct({ tenant: Schema.String }),
+  queue: "exports",
+  partitionKey: ({ tenant }) => tenant,
+  handler: () => Deferred.await(exportsDone)
 })
 
 /** The dashboard on a real port, with a runner for `mail` and a recurring definition to show. */
@@ -188,6 +198,107 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
 
           expect(problems).toEqual([])
           yield* sql`DELETE FROM ${sql(schema)}.recurring`
+        }),
+      120_000
+    )
+
+    it.scoped(
+      "the queues page shows a queue's limits set at run time, the running jobs of its busiest keys, and the " +
+        "jobs each limit holds back; reset, the limits leave the page",
+      () =>
+        Effect.gen(function*() {
+          mkdirSync(screenshots, { recursive: true })
+          const client = yield* JobClient.JobClient
+          yield* client.setLimits("exports", {
+            globalConcurrency: 2,
+            keyConcurrency: 1,
+            rateLimit: { limit: 100, period: "1 minute" }
+          })
+          // Three exports of one tenant and one of another: one of each runs, and the global limit is then reached.
+          yield* client.enqueueMany(Export, [{ tenant: "acme" }, { tenant: "acme" }, { tenant: "acme" }, {
+            tenant: "globex"
+          }])
+          const context = yield* Layer.build(
+            HttpLayerRouter.serve(Dashboard.routes({ loopbackOnly: true }), {
+              disableLogger: true,
+              disableListenLog: true
+            }).pipe(
+              Layer.provideMerge(JobRunner.layer({ jobs: [Export], pollInterval: "200 millis" })),
+              Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
+            )
+          )
+          const address = Context.get(context, HttpServer.HttpServer).address
+          const base = address._tag === "TcpAddress" ? `http://127.0.0.1:${address.port}` : ""
+          yield* eventually(client.flow("exports"), (flow) => flow.running === 2, "two exports to run")
+
+          const browser = yield* launch
+          const page = yield* Effect.promise(() => browser.newPage({ viewport: { width: 1366, height: 800 } }))
+          const problems: Array<string> = []
+          page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
+          yield* Effect.promise(() => page.goto(`${base}/#/queues`))
+          yield* Effect.promise(() => page.getByTestId("flow-exports").waitFor())
+          expect(yield* Effect.promise(() => page.getByTestId("flow-exports").getAttribute("data-source"))).toBe("api")
+          const shown = yield* Effect.forEach([
+            "limit-exports-globalConcurrency",
+            "limit-exports-keyConcurrency",
+            "limit-exports-rateLimit",
+            "limit-exports-keyRateLimit",
+            "limit-exports-fair",
+            "flow-running-exports",
+            "flow-waiting-exports",
+            "flow-started-exports",
+            "held-exports-global",
+            "held-exports-rate",
+            "held-exports-keys"
+          ], (testId) => Effect.map(text(page, testId), (value) => [testId, value] as const))
+          expect(Object.fromEntries(shown)).toEqual({
+            "limit-exports-globalConcurrency": "2",
+            "limit-exports-keyConcurrency": "1",
+            "limit-exports-rateLimit": "100 per 1 min",
+            "limit-exports-keyRateLimit": "none",
+            "limit-exports-fair": "no",
+            "flow-running-exports": "2",
+            "flow-waiting-exports": "2",
+            "flow-started-exports": "2",
+            "held-exports-global": "2",
+            "held-exports-rate": "0",
+            "held-exports-keys": "2"
+          })
+          // The busiest keys, most running first: each runs one, its limit, so both are held.
+          const keys = page.getByTestId("flow-keys-exports").locator("tbody tr")
+          const rows = yield* Effect.promise(() =>
+            keys.evaluateAll((trs) =>
+              trs.map((tr) => [
+                tr.getAttribute("data-testid"),
+                tr.getAttribute("data-held"),
+                ...[...tr.querySelectorAll("td")].map((td) => td.textContent?.trim() ?? "")
+              ])
+            )
+          )
+          expect(rows).toEqual([
+            ["flow-key-exports-acme", "true", "1", "2", "held"],
+            ["flow-key-exports-globex", "true", "1", "0", "held"]
+          ])
+          // Only queues with limits get a card.
+          expect(yield* Effect.promise(() => page.locator("[data-testid^=\"flow-\"][data-source]").count())).toBe(1)
+          yield* shoot(page, "queues-flow")
+          for (const width of [1366, 390]) {
+            yield* Effect.promise(() => page.setViewportSize({ width, height: 800 }))
+            const clipped = yield* Effect.promise(() => page.evaluate(clippedScript) as Promise<Array<string>>)
+            expect([width, clipped]).toEqual([width, []])
+          }
+
+          yield* client.resetLimits("exports")
+          yield* Effect.promise(() => page.getByTestId("refresh").click())
+          yield* Effect.promise(() => page.getByTestId("flow-none").waitFor())
+          expect(yield* Effect.promise(() => page.getByTestId("flow-exports").count())).toBe(0)
+          yield* Deferred.succeed(exportsDone, undefined)
+          yield* eventually(
+            client.counts,
+            (counts) => counts.some((c) => c.queue === "exports" && c.state === "completed" && c.count === 4),
+            "the four exports to complete"
+          )
+          expect(problems).toEqual([])
         }),
       120_000
     )

@@ -11,7 +11,10 @@ import { expect, layer } from "@effect/vitest"
 import { Context, Effect, Layer, Schema } from "effect"
 import { Dashboard, Job, JobClient } from "effect-workers"
 import express from "express"
+import { readdirSync, readFileSync } from "node:fs"
 import { createServer, request as httpRequest, type Server } from "node:http"
+import { join, posix, relative, sep } from "node:path"
+import { fileURLToPath } from "node:url"
 import * as TestDatabase from "./support/database.js"
 import { captureLogs } from "./support/logs.js"
 
@@ -88,6 +91,14 @@ const post = (port: number, path: string, headers: Record<string, string> = {}, 
 
 const bearer = { authorization: `Bearer ${token}` }
 
+const assetsDir = fileURLToPath(new URL("../src/internal/dashboard/assets/", import.meta.url))
+
+/** Every file of the page's assets but the page itself, as paths under `assets/`. */
+const assetFiles = readdirSync(assetsDir, { recursive: true, withFileTypes: true })
+  .filter((entry) => entry.isFile() && entry.name !== "index.html")
+  .map((entry) => relative(assetsDir, join(entry.parentPath, entry.name)).split(sep).join("/"))
+  .sort()
+
 const clean = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
   const { schema } = yield* TestDatabase.TestDatabase
@@ -98,6 +109,29 @@ const clean = Effect.gen(function*() {
 layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })(
   "dashboard embedding",
   (it) => {
+    it.scoped("serves every module and the stylesheet under the base path, with its type and the page's CSP", () =>
+      Effect.gen(function*() {
+        const port = yield* listen(Dashboard.routes({ basePath: "/admin/jobs", token }))
+        expect(assetFiles).toContain("app.js")
+        expect(assetFiles.filter((name) => name.endsWith(".js")).length).toBeGreaterThan(1)
+        for (const name of assetFiles) {
+          const answer = yield* send(port, `/admin/jobs/assets/${name}`, { headers: bearer })
+          expect([name, answer.status, answer.headers["content-type"]]).toEqual([
+            name,
+            200,
+            name.endsWith(".css") ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8"
+          ])
+          expect(answer.headers["content-security-policy"]).toContain("script-src 'self'")
+          expect(answer.text).toBe(readFileSync(`${assetsDir}${name}`, "utf8"))
+          // Every import is relative and names a file that is served.
+          for (const [, specifier] of answer.text.matchAll(/^import .* from "([^"]+)"$/gm)) {
+            expect([name, specifier.startsWith("./") || specifier.startsWith("../")]).toEqual([name, true])
+            expect(assetFiles).toContain(posix.join(posix.dirname(name), specifier))
+          }
+        }
+        expect((yield* send(port, "/admin/jobs/assets/index.html", { headers: bearer })).status).toBe(404)
+      }))
+
     it.scoped("under a base path beside the app's own /, and twice in one server (read-only and full)", () =>
       Effect.gen(function*() {
         yield* clean

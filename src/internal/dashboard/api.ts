@@ -101,6 +101,44 @@ export const QueueSummary = Schema.Struct({
   concurrency: Schema.Number
 })
 
+const Rate = Schema.Struct({ limit: Schema.Number, periodMillis: Schema.Number })
+
+/** A queue's flow-control limits as stored (`JobClient.QueueLimitsInfo`). */
+export const QueueLimits = Schema.Struct({
+  globalConcurrency: Schema.NullOr(Schema.Number),
+  keyConcurrency: Schema.NullOr(Schema.Number),
+  rateLimit: Schema.NullOr(Rate),
+  keyRateLimit: Schema.NullOr(Rate),
+  fair: Schema.Boolean,
+  source: Schema.NullOr(Schema.Literal("code", "api"))
+})
+
+/** What a queue with limits runs and holds back now (`JobClient.flow`). */
+export const QueueFlow = Schema.Struct({
+  queue: Schema.String,
+  paused: Schema.Boolean,
+  limits: QueueLimits,
+  running: Schema.Number,
+  /** Due jobs, not running. */
+  waiting: Schema.Number,
+  /** Starts in the current window of the queue's rate limit. */
+  started: Schema.Number,
+  heldByGlobalConcurrency: Schema.Number,
+  heldByRateLimit: Schema.Number,
+  heldByKeyLimits: Schema.Number,
+  /** The busiest partition keys, most running first. */
+  keys: Schema.Array(Schema.Struct({
+    key: Schema.String,
+    running: Schema.Number,
+    waiting: Schema.Number,
+    started: Schema.Number,
+    held: Schema.Boolean
+  }))
+})
+
+/** Busiest keys shown per queue. */
+export const flowKeys = 5
+
 export const JobPage = Schema.Struct({
   jobs: Schema.Array(JobInfo),
   /** Pass as `before` for the next page; null on the last page. */
@@ -211,6 +249,9 @@ const processes = HttpApiGroup.make("processes")
   .add(HttpApiEndpoint.get("runners", "/api/runners").addSuccess(Schema.Array(Runner)))
   .add(HttpApiEndpoint.get("session", "/api/session").addSuccess(Session))
 
+const flow = HttpApiGroup.make("flow")
+  .add(HttpApiEndpoint.get("flow", "/api/flow").addSuccess(Schema.Array(QueueFlow)))
+
 const version = (createRequire(import.meta.url)("../../../package.json") as { version: string }).version
 
 /**
@@ -221,6 +262,7 @@ export class DashboardApi extends HttpApi.make("effect-workers")
   .add(jobs)
   .add(recurring)
   .add(processes)
+  .add(flow)
   .addError(DatabaseUnavailable)
   .addError(HttpApiError.BadRequest)
   .addError(Unauthorized)

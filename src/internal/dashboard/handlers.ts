@@ -7,6 +7,7 @@ import { InvalidJobState, JobNotFound, RecurringNotFound } from "../../JobError.
 import { JobRunner } from "../../JobRunner.js"
 import { Recurring } from "../../Recurring.js"
 import { WorkerRegistry } from "../../WorkerRegistry.js"
+import * as Limits from "../jobs/limits.js"
 import * as Statements from "../jobs/statements.js"
 import * as Store from "../jobs/store.js"
 import * as Api from "./api.js"
@@ -302,7 +303,22 @@ export const handlers = (settings: Settings) => {
           })))
     }))
 
-  return Layer.mergeAll(Jobs, RecurringGroup, Processes)
+  const Flow = HttpApiBuilder.group(Api.DashboardApi, "flow", (handlers) =>
+    Effect.gen(function*() {
+      const client = yield* JobClient
+      const store = client[Store.StoreInternal]
+      const db = gate(store, settings)
+      return handlers.handle("flow", () =>
+        db(Effect.gen(function*() {
+          const queues = yield* client.queues
+          return yield* Effect.forEach(
+            queues.filter((queue) => Limits.isLimited(queue.limits)),
+            (queue) => Statements.flow(store, queue.name, Api.flowKeys)
+          )
+        })))
+    }))
+
+  return Layer.mergeAll(Jobs, RecurringGroup, Processes, Flow)
 }
 
 /**
