@@ -725,6 +725,57 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* jobState(three.id)).attempt).toBe(1)
     }))
 
+  it.scoped("a runner never rescues a job it holds itself, even once the job's lease ran out", () =>
+    Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const started = yield* Ref.make(0)
+      const Mine = Job.make("mine", {
+        payload: Schema.Struct({}),
+        queue: "mine",
+        handler: () => Effect.zipRight(Ref.update(started, (n) => n + 1), Deferred.await(release))
+      })
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const jobs = sql`${sql(client.schema)}.jobs`
+      const { id } = yield* client.enqueue(Mine, {})
+      const { runner, scope } = yield* startRunner({ jobs: [Mine], queues: { mine: 1 } })
+      yield* eventually(Ref.get(started), (n) => n === 1, "the job to start")
+      const unlock = yield* Deferred.make<void>()
+      const locked = yield* Deferred.make<void>()
+      // The runner's heartbeat waits on its own row, so it renews no lease meanwhile (as on a starved process).
+      const holder = yield* Effect.fork(sql.withTransaction(Effect.gen(function*() {
+        yield* sql`SELECT id FROM ${sql(client.schema)}.runners WHERE id = ${runner.id} FOR UPDATE`
+        yield* Deferred.succeed(locked, undefined)
+        yield* Deferred.await(unlock)
+      })))
+      yield* Deferred.await(locked)
+      yield* eventually(
+        sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE ${"%runners%"}`,
+        (rows) => rows[0].n > 0,
+        "the heartbeat to wait on the runner's row"
+      )
+      yield* sql`UPDATE ${jobs} SET lease_expires_at = now() - interval '1 hour' WHERE id = ${id}`
+      // A finished job past its retention: its deletion shows that a maintenance pass ran since.
+      const [{ id: old }] = yield* sql<{ id: string }>`
+        INSERT INTO ${jobs} (name, queue, payload, state, max_attempts, finalized_at)
+        VALUES ('old', 'mine', '{}', 'completed', 1, now() - interval '2 days') RETURNING id::text AS id`
+      yield* eventually(
+        sql<{ n: number }>`SELECT count(*)::int AS n FROM ${jobs} WHERE id = ${old}`,
+        (rows) => rows[0].n === 0,
+        "a maintenance pass"
+      )
+      const during = yield* jobState(id)
+      yield* Deferred.succeed(unlock, undefined)
+      yield* Fiber.join(holder)
+      yield* Deferred.succeed(release, undefined)
+      const done = yield* awaitState(id, "completed")
+      yield* Scope.close(scope, Exit.void)
+      expect([during.state, during.attempt]).toEqual(["running", 1])
+      expect([done.attempt, done.errors]).toEqual([1, []])
+      expect(yield* Ref.get(started)).toBe(1)
+    }))
+
   it.scoped("while outcomes cannot be written, the runner stops claiming once four times as many as it can hold wait", () =>
     Effect.gen(function*() {
       const client = yield* JobClient.JobClient

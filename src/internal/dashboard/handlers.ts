@@ -337,11 +337,7 @@ const bulk = (
   Effect.gen(function*() {
     const { sql } = store
     const matching = sql.and(Store.filterConditions(store, filter))
-    const applies = action === "retry"
-      ? sql`state IN ${sql.literal(Statements.retryableStatesSql)}`
-      : action === "cancel"
-      ? sql`state IN ${sql.literal(Store.liveStatesSql)}`
-      : sql`state <> 'running'`
+    const applies = Statements.appliesTo(store, action)
     const [{ covered }] = yield* sql<{ covered: number }>`
       SELECT count(*)::int AS covered FROM (
         SELECT 1 FROM ${store.jobs} WHERE ${matching} AND ${applies} LIMIT ${limit + 1}

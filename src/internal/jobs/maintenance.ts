@@ -13,6 +13,8 @@ import type { Store } from "./store.js"
 const rescueBatch = 1_000
 
 export interface MaintenanceConfig {
+  /** The runner that maintains: its own jobs are never rescued by itself. */
+  readonly id: string
   readonly store: Store
   readonly jobs: ReadonlyMap<string, Job.Any>
   readonly leaseMillis: number
@@ -28,7 +30,7 @@ export const maintain = (config: MaintenanceConfig): Effect.Effect<number, SqlEr
   const { store } = config
   return store.sql.withTransaction(Effect.gen(function*() {
     if (!(yield* Statements.maintenanceLock(store))) return 0
-    const rows = yield* Statements.stranded(store, rescueBatch)
+    const rows = yield* Statements.stranded(store, rescueBatch, config.id)
     if (rows.length > 0) {
       const now = yield* Clock.currentTimeMillis
       const outcomes = yield* Effect.forEach(

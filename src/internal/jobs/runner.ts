@@ -448,12 +448,20 @@ export class Runner {
     return Effect.gen(this, function*() {
       const store = this.config.store
       yield* Statements.register(store, this.registration)
-      // Never in the way of the renewals below.
+      yield* this.renewLeases()
+      // After the renewals, and never in their way.
       yield* this.refreshLimits(true).pipe(
         Effect.catchAll((error) =>
           Effect.logWarning(`Job runner: reading the queues' limits failed (${Statements.errorText(error)})`)
         )
       )
+    })
+  }
+
+  /** Renews the leases of the jobs the runner holds; drops those it no longer holds. */
+  private renewLeases(): Effect.Effect<void, SqlError> {
+    return Effect.gen(this, function*() {
+      const store = this.config.store
       // Only jobs held before the statement starts are judged: a claim committed meanwhile is not in its snapshot.
       const snapshot = [...this.held].map(([id, held]) => ({ id, attempt: held.attempt }))
       if (snapshot.length === 0) return

@@ -609,13 +609,20 @@ export interface Stranded extends Claimed {
 
 /**
  * Locks up to `limit` running jobs whose runner stopped: its heartbeat
- * expired or its row is gone, or the job's lease ran out.
+ * expired or its row is gone, or the job's lease ran out. Never the jobs of
+ * `self`, the runner asking: it is alive, and its heartbeat drops the jobs
+ * it lost (a late heartbeat on a starved process made it rescue, and run
+ * again, a job it had claimed itself).
  */
-export const stranded = (store: Store, limit: number): Effect.Effect<ReadonlyArray<Stranded>, SqlError> => {
+export const stranded = (
+  store: Store,
+  limit: number,
+  self: string
+): Effect.Effect<ReadonlyArray<Stranded>, SqlError> => {
   const { sql } = store
   return sql<Stranded>`
     SELECT ${sql.literal(claimedColumns("j"))}, j.locked_by AS "lockedBy" FROM ${store.jobs} AS j
-    WHERE j.state = 'running' AND (
+    WHERE j.state = 'running' AND j.locked_by IS DISTINCT FROM ${self} AND (
       j.lease_expires_at < now()
       OR NOT EXISTS (SELECT 1 FROM ${store.runners} AS r WHERE r.id = j.locked_by AND r.expires_at > now())
     )
@@ -843,6 +850,22 @@ const finish = <R extends Returning>(
 export const retryableStatesSql = "('discarded', 'cancelled', 'retryable', 'scheduled')"
 
 /**
+ * The jobs an action applies to: the condition its statement below adds to
+ * `where`, and what a count of the jobs it would touch uses.
+ */
+export const appliesTo = (store: Store, action: "retry" | "cancel" | "delete"): Statement.Fragment => {
+  const { sql } = store
+  return action === "retry"
+    ? sql`state IN ${sql.literal(retryableStatesSql)}
+      AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
+        SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
+          AND live.state IN ${sql.literal(liveStatesSql)}))`
+    : action === "cancel"
+    ? sql`state IN ${sql.literal(liveStatesSql)}`
+    : sql`state <> 'running'`
+}
+
+/**
  * Cancels the live jobs `where` selects: a running one's runner is told to
  * interrupt its run.
  */
@@ -857,7 +880,7 @@ export const cancelJobs = <R extends Returning>(
     sql<InfoRow>`
       WITH old AS (
         SELECT id AS old_id, state AS previous FROM ${store.jobs}
-        WHERE ${where} AND state IN ${sql.literal(liveStatesSql)} FOR UPDATE
+        WHERE ${where} AND ${appliesTo(store, "cancel")} FOR UPDATE
       ), cancelled AS (
         UPDATE ${store.jobs} SET state = 'cancelled', finalized_at = now(), lease_expires_at = NULL
         FROM old WHERE id = old_id RETURNING ${sql.literal(infoColumns)}, previous
@@ -889,10 +912,7 @@ export const retryJobs = <R extends Returning>(
       WITH retried AS (
         UPDATE ${store.jobs} SET state = 'available', run_at = now(), finalized_at = NULL,
           max_attempts = GREATEST(max_attempts, attempt + 1)
-        WHERE ${where} AND state IN ${sql.literal(retryableStatesSql)}
-          AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
-            SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
-              AND live.state IN ${sql.literal(liveStatesSql)}))
+        WHERE ${where} AND ${appliesTo(store, "retry")}
         RETURNING ${sql.literal(infoColumns)}
       ), notified AS (
         SELECT pg_notify(${store.channel}, 'j:' || queue) FROM (SELECT DISTINCT queue FROM retried) AS q
@@ -916,7 +936,7 @@ export const deleteJobs = <R extends Returning>(
     returning,
     sql<InfoRow>`
       WITH deleted AS (
-        DELETE FROM ${store.jobs} WHERE ${where} AND state <> 'running' RETURNING ${sql.literal(infoColumns)}
+        DELETE FROM ${store.jobs} WHERE ${where} AND ${appliesTo(store, "delete")} RETURNING ${sql.literal(infoColumns)}
       )
       ${returning === "info" ? sql`SELECT * FROM deleted` : sql`SELECT count(*)::int AS count FROM deleted`}`
   )
@@ -934,19 +954,6 @@ export const uniqueKeyHolder = (
       WHERE unique_key = ${key} AND state IN ${sql.literal(liveStatesSql)} AND id <> ${id}::bigint LIMIT 1`,
     (rows) => Option.fromNullable(rows[0]?.id)
   )
-}
-
-/** The jobs among those `where` selects that `action` applies to, as its statement above decides. */
-const appliesTo = (store: Store, action: "retry" | "cancel" | "delete"): Statement.Fragment => {
-  const { sql } = store
-  return action === "retry"
-    ? sql`state IN ${sql.literal(retryableStatesSql)}
-      AND NOT (unique_key IS NOT NULL AND state IN ('discarded', 'cancelled') AND EXISTS (
-        SELECT 1 FROM ${store.jobs} AS live WHERE live.unique_key = jobs.unique_key
-          AND live.state IN ${sql.literal(liveStatesSql)}))`
-    : action === "cancel"
-    ? sql`state IN ${sql.literal(liveStatesSql)}`
-    : sql`state <> 'running'`
 }
 
 /** How many jobs `where` selects; with `action`, only those it applies to. */
