@@ -12,10 +12,11 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { Dashboard, Job, JobClient } from "effect-workers"
 import express from "express"
 import { readdirSync, readFileSync } from "node:fs"
-import { createServer, request as httpRequest, type Server } from "node:http"
+import { createServer, type Server } from "node:http"
 import { join, posix, relative, sep } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as TestDatabase from "./support/database.js"
+import { post, send } from "./support/http.js"
 import { captureLogs } from "./support/logs.js"
 
 const ClientLive = Layer.unwrapEffect(
@@ -55,39 +56,6 @@ const listenNode = (server: Server) =>
         server.close(() => resume(Effect.void))
       })
   )
-
-const send = (
-  port: number,
-  path: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string } = {}
-) =>
-  Effect.async<{ status: number; headers: Record<string, unknown>; text: string; json: () => any }>((resume) => {
-    const req = httpRequest(
-      { host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: options.headers ?? {} },
-      (res) => {
-        let text = ""
-        res.setEncoding("utf8")
-        res.on("data", (chunk) => (text += chunk))
-        res.on("end", () =>
-          resume(Effect.succeed({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text,
-            json: () => JSON.parse(text)
-          })))
-      }
-    )
-    req.on("error", (error) => resume(Effect.die(error)))
-    if (options.body !== undefined) req.write(options.body)
-    req.end()
-  })
-
-const post = (port: number, path: string, headers: Record<string, string> = {}, body: unknown = {}) =>
-  send(port, path, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-effect-workers": "1", ...headers },
-    body: JSON.stringify(body)
-  })
 
 const bearer = { authorization: `Bearer ${token}` }
 
@@ -154,8 +122,8 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         expect((yield* send(port, "/admin/jobs/healthz")).json()).toEqual({ status: "ok" })
         expect((yield* send(port, "/api/jobs", { headers: bearer })).status).toBe(404)
         expect((yield* send(port, "/ops/api/session", { headers: bearer })).json().readOnly).toBe(true)
-        expect((yield* post(port, `/ops/api/jobs/${id}/cancel`, bearer)).status).toBe(403)
-        expect((yield* post(port, `/admin/jobs/api/jobs/${id}/cancel`, bearer)).json().state).toBe("cancelled")
+        expect((yield* post(port, `/ops/api/jobs/${id}/cancel`, {}, bearer)).status).toBe(403)
+        expect((yield* post(port, `/admin/jobs/api/jobs/${id}/cancel`, {}, bearer)).json().state).toBe("cancelled")
         const bad = yield* Effect.flip(listen(Dashboard.routes({ basePath: "admin jobs", token })))
         expect(bad.message).toBe(
           "Dashboard: option \"basePath\" must be a path like \"/admin/jobs\" (letters, digits, \"._~-\" between " +
@@ -191,7 +159,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           user: "bob@example.com",
           bulkLimit: 1000
         })
-        const bob = yield* post(port, `/api/jobs/${id}/cancel`, { "x-user": "bob" })
+        const bob = yield* post(port, `/api/jobs/${id}/cancel`, {}, { "x-user": "bob" })
         expect([bob.status, bob.json().message]).toEqual([403, "bob@example.com may only read"])
         const eve = yield* send(port, "/api/jobs", { headers: { "x-user": "eve" } })
         expect([eve.status, eve.json()]).toEqual([403, { _tag: "Forbidden", message: "eve is not on the team" }])
@@ -200,7 +168,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           expect([failed.status, failed.json().message]).toEqual([500, "the dashboard's authorize hook failed"])
         }
         expect((yield* logs).filter((line) => line.includes("authorize hook failed"))).toHaveLength(2)
-        expect((yield* post(port, `/api/jobs/${id}/cancel`, { "x-user": "ada" })).json().state).toBe("cancelled")
+        expect((yield* post(port, `/api/jobs/${id}/cancel`, {}, { "x-user": "ada" })).json().state).toBe("cancelled")
         expect(yield* logs).toContain(`Dashboard: ada@example.com did cancel on job ${id}: 1 job(s)`)
         const both = yield* Effect.flip(listen(Dashboard.routes({ token, authorize: () => ({ access: "refused" }) })))
         expect(both.message).toBe("Dashboard: option \"authorize\" cannot be given with a token: use one or the other")
@@ -222,7 +190,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         expect((yield* send(plain, "/jobs/api/jobs", { headers: bearer })).json().jobs[0].id).toBe(id)
         expect((yield* send(plain, "/jobs/api/jobs")).status).toBe(401)
         expect((yield* send(plain, "/elsewhere")).status).toBe(404)
-        expect((yield* post(plain, `/jobs/api/jobs/${id}/cancel`, bearer)).json().state).toBe("cancelled")
+        expect((yield* post(plain, `/jobs/api/jobs/${id}/cancel`, {}, bearer)).json().state).toBe("cancelled")
 
         const app = express()
         app.get("/", (_request, response) => {
@@ -234,8 +202,8 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         for (const port of [yield* listenNode(createServer(app)), yield* listenNode(createServer(mounted))]) {
           expect((yield* send(port, "/jobs", { headers: bearer })).text).toContain("src=\"/jobs/assets/app.js\"")
           expect((yield* send(port, `/jobs/api/jobs/${id}`, { headers: bearer })).json().state).toBe("cancelled")
-          expect((yield* post(port, `/jobs/api/jobs/${id}/retry`, bearer)).json().state).toBe("available")
-          expect((yield* post(port, `/jobs/api/jobs/${id}/cancel`, bearer)).status).toBe(200)
+          expect((yield* post(port, `/jobs/api/jobs/${id}/retry`, {}, bearer)).json().state).toBe("available")
+          expect((yield* post(port, `/jobs/api/jobs/${id}/cancel`, {}, bearer)).status).toBe(200)
         }
         const appPort = yield* listenNode(createServer(app))
         expect((yield* send(appPort, "/")).text).toBe("my app")

@@ -14,6 +14,7 @@ import { Dashboard, Job, JobClient } from "effect-workers"
 import { createServer, request as httpRequest } from "node:http"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
+import { post, send } from "./support/http.js"
 import { captureLogs } from "./support/logs.js"
 import * as Netns from "./support/netns.js"
 
@@ -39,47 +40,6 @@ const listen = (routes: Layer.Layer<never, any, any>, host = "127.0.0.1") =>
     )
     const address = Context.get(context, HttpServer.HttpServer).address
     return address._tag === "TcpAddress" ? address.port : 0
-  })
-
-interface Answer {
-  readonly status: number
-  readonly headers: Record<string, string | Array<string> | undefined>
-  readonly text: string
-  readonly json: () => any
-}
-
-/** One HTTP request over a real socket, with exactly the headers given (Host included). */
-const send = (
-  port: number,
-  path: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string } = {}
-): Effect.Effect<Answer> =>
-  Effect.async((resume) => {
-    const req = httpRequest(
-      { host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: options.headers ?? {} },
-      (res) => {
-        let text = ""
-        res.setEncoding("utf8")
-        res.on("data", (chunk) => (text += chunk))
-        res.on("end", () =>
-          resume(Effect.succeed({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text,
-            json: () => JSON.parse(text)
-          })))
-      }
-    )
-    req.on("error", (error) => resume(Effect.die(error)))
-    if (options.body !== undefined) req.write(options.body)
-    req.end()
-  })
-
-const post = (port: number, path: string, body: unknown, headers: Record<string, string> = {}) =>
-  send(port, path, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-effect-workers": "1", ...headers },
-    body: JSON.stringify(body)
   })
 
 const bearer = { authorization: `Bearer ${token}` }
