@@ -113,6 +113,27 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* http.get("/api/queues", { host: "[::1]:3000" })).status).toBe(200)
     }))
 
+  it.scoped("a wrong option fails the layer before it listens, and a statement timeout PostgreSQL refuses is one", () =>
+    Effect.gen(function*() {
+      const logs = yield* captureLogs
+      for (
+        const [option, options] of [
+          ["statementTimeout", { statementTimeout: "30 days" }],
+          ["statementTimeout", { statementTimeout: 2 ** 31 }],
+          ["token", { token: "short" }],
+          ["basePath", { basePath: "no-slash" }],
+          ["bulkLimit", { bulkLimit: 0 }]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Layer.build(Dashboard.layer({ port: 0, ...options } as never)))
+        expect([option, error._tag]).toEqual([option, "InvalidDashboardOptions"])
+        expect((error as Dashboard.InvalidDashboardOptions).option).toBe(option)
+      }
+      expect((yield* logs).filter((line) => line.includes("istening on"))).toEqual([])
+      yield* Layer.build(Dashboard.layer({ port: 0, statementTimeout: 2 ** 31 - 1 }))
+      expect((yield* logs).filter((line) => line.includes("istening on"))).toHaveLength(1)
+    }))
+
   it.scoped("it binds to 127.0.0.1 by default, and to no other address without a token", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(Dashboard.layer({ host: "0.0.0.0", port: 0 })))
