@@ -201,6 +201,23 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* client.queues).find((queue) => queue.name === "notes")?.paused).toBe(false)
     }))
 
+  it.scoped("a page of /api/jobs holds 50 jobs by default and at most 500, whatever limit is asked", () =>
+    Effect.gen(function*() {
+      yield* clean
+      const client = yield* JobClient.JobClient
+      yield* client.enqueueMany(Note, Array.from({ length: 501 }, (_, n) => ({ text: `page ${n}` })), {
+        queue: "pages"
+      })
+      const http = yield* serve()
+      const byDefault = (yield* http.get("/api/jobs?queue=pages")).json()
+      expect(byDefault.jobs).toHaveLength(50)
+      const capped = (yield* http.get("/api/jobs?queue=pages&limit=1000")).json()
+      expect(capped.jobs).toHaveLength(500)
+      const rest = (yield* http.get(`/api/jobs?queue=pages&limit=1000&before=${capped.next}`)).json()
+      expect([rest.jobs.length, rest.next]).toEqual([1, null])
+      yield* clean
+    }))
+
   it.scoped("filters, search and paging return what the database holds; bulk actions cover the filter", () =>
     Effect.gen(function*() {
       yield* clean
