@@ -240,6 +240,9 @@ interface Config<R> {
 
 const invalid = (option: string, reason: string) => Either.left(new InvalidDashboardOptions({ option, reason }))
 
+/** PostgreSQL's `statement_timeout` is an integer of milliseconds: a larger one fails every query. */
+const maxStatementTimeoutMillis = 2 ** 31 - 1
+
 /** At least this many characters in a token: 16 random base64 characters are 96 bits, beyond guessing online. */
 const minTokenLength = 16
 
@@ -340,11 +343,13 @@ const validate = <R>(
     const statementTimeout = Duration.decodeUnknown(timeout)
     if (
       Option.isNone(statementTimeout) || (typeof timeout === "number" && !(timeout > 0)) ||
-      !Duration.greaterThan(statementTimeout.value, Duration.zero) || !Duration.isFinite(statementTimeout.value)
+      !Duration.greaterThan(statementTimeout.value, Duration.zero) || !Duration.isFinite(statementTimeout.value) ||
+      Duration.toMillis(statementTimeout.value) > maxStatementTimeoutMillis
     ) {
       return yield* invalid(
         "statementTimeout",
-        `must be a positive, finite duration such as "5 seconds", got ${JSON.stringify(timeout)}`
+        `must be a positive, finite duration of at most ${maxStatementTimeoutMillis} milliseconds (about 24 ` +
+          `days), such as "5 seconds", got ${JSON.stringify(timeout)}`
       )
     }
     if (options.checks !== undefined && !Array.isArray(options.checks)) {
@@ -580,7 +585,8 @@ export const layer = <R = never>(options: ServerOptions<R> = {}) => {
     )
     : !Number.isInteger(port) || port < 0 || port > 65535
     ? Effect.fail(new InvalidDashboardOptions({ option: "port", reason: `must be a port number, got ${port}` }))
-    : Effect.void
+    // The other options are checked before the port is bound, so a wrong one never logs a listening line.
+    : Either.match(validate(options, loopback(host)), { onLeft: Effect.fail, onRight: () => Effect.void })
   return Layer.unwrapEffect(Effect.as(
     check,
     // Pages refresh every few seconds: a log line per request would drown the application's own.

@@ -281,6 +281,12 @@ const checkOptions = (name: string, options: Options<any, any, any, any, any>): 
     const result: Either.Either<unknown, string> = check(value)
     if (Either.isLeft(result)) return invalid(option, result.left)
   }
+  for (const option of ["payload", "result"] as const) {
+    const schema: unknown = options[option]
+    if ((option === "payload" || schema !== undefined) && !Schema.isSchema(schema)) {
+      return invalid(option, `must be a Schema, got ${Check.show(schema)}`)
+    }
+  }
   if (options.backoff !== undefined && !Schedule.isSchedule(options.backoff)) {
     return invalid("backoff", `must be a Schedule, got ${Check.show(options.backoff)}`)
   }

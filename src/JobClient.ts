@@ -597,7 +597,9 @@ export const make = (
         }),
       get: (id) => validId(id) ? Store.get(store, id) : Effect.succeed(Option.none()),
       list: (options = {}) => {
-        const limit = Math.max(1, Math.min(1000, Math.floor(options.limit ?? 50)))
+        // A limit that is not a number (NaN, from JavaScript) takes the default instead of failing the statement.
+        const given = Number(options.limit ?? 50)
+        const limit = Number.isFinite(given) ? Math.max(1, Math.min(1000, Math.floor(given))) : 50
         const conditions = [
           ...Store.filterConditions(store, options),
           options.before === undefined || !validId(options.before) ? undefined : sql`id < ${options.before}::bigint`

@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-import type { Clock, Duration, Runtime, Scope, Stream } from "effect"
-import { Cause, Effect, Either, Layer, Mailbox, Queue, Schedule } from "effect"
+import type { Clock, Duration, Runtime, Scope } from "effect"
+import { Cause, Effect, Either, Layer, Mailbox, Predicate, Queue, Schedule, Stream } from "effect"
 import { parseCron } from "./internal/cron.js"
 import * as Check from "./internal/options.js"
 import { cronTicks } from "./internal/recurring/schedule.js"
@@ -167,6 +167,10 @@ export type WorkerLayer<E, R> = Layer.Layer<never, E, WorkerRegistry | R>
 
 const invalid = (worker: string, option: string, reason: string) =>
   new InvalidWorkerOptions({ worker: typeof worker === "string" ? worker : Check.show(worker), option, reason })
+
+/** A task the types forbid (from JavaScript) fails the layer, not the worker's first iteration. */
+const taskProblem = (worker: string, task: unknown) =>
+  Effect.isEffect(task) ? undefined : invalid(worker, "task", `must be an Effect, got ${Check.show(task)}`)
 
 const checked = <A>(worker: string, option: string, result: Either.Either<A, string>) =>
   Either.mapLeft(result, (reason) => invalid(worker, option, reason))
@@ -355,6 +359,8 @@ export const make = <A, E, R, ROut = never, E2 = never, RIn = never>(
 ): WorkerLayer<InvalidWorkerOptions, Exclude<R, Scope.Scope | ROut> | RIn> => {
   const delay = validateCommon(name, options)
   if (Either.isLeft(delay)) return Layer.fail(delay.left)
+  const badTask = taskProblem(name, task)
+  if (badTask !== undefined) return Layer.fail(badTask)
   const timing = timingOf(name, options?.schedule)
   if (Either.isLeft(timing)) return Layer.fail(timing.left)
   return scheduled(name, task, options, timing.right, delay.right)
@@ -430,6 +436,8 @@ export const cron = <A, E, R, ROut = never, E2 = never, RIn = never>(
 ): WorkerLayer<InvalidWorkerOptions | InvalidCronExpression, Exclude<R, Scope.Scope | ROut> | RIn> => {
   const delay = validateCommon(name, options)
   if (Either.isLeft(delay)) return Layer.fail(delay.left)
+  const badTask = taskProblem(name, task)
+  if (badTask !== undefined) return Layer.fail(badTask)
   const overlap = options?.overlap === undefined
     ? Either.right<Overlap>("skip")
     : checked(name, "overlap", Check.oneOf(options.overlap, overlaps))
@@ -504,8 +512,14 @@ export const consumer = <A, E, R, ROut = never, E2 = never, RIn = never>(
       return Layer.fail(invalid(name, option, `must be a function, got ${Check.show(value)}`))
     }
   }
-  const layer = options.layer as Layer.Layer<unknown, unknown, unknown> | undefined
   const source = options.source as unknown
+  if (
+    !Mailbox.isReadonlyMailbox(source) && !Queue.isDequeue(source) &&
+    !Predicate.hasProperty(source, Stream.StreamTypeId)
+  ) {
+    return Layer.fail(invalid(name, "source", `must be a Queue, a Mailbox or a Stream, got ${Check.show(source)}`))
+  }
+  const layer = options.layer as Layer.Layer<unknown, unknown, unknown> | undefined
   const onUnfinished = options.onUnfinished as ((item: A) => Effect.Effect<void>) | undefined
   const handler = (item: A) => attemptOf(options.handler(item), layer)
   const deadLetter = options.deadLetter as

@@ -113,6 +113,27 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* http.get("/api/queues", { host: "[::1]:3000" })).status).toBe(200)
     }))
 
+  it.scoped("a wrong option fails the layer before it listens, and a statement timeout PostgreSQL refuses is one", () =>
+    Effect.gen(function*() {
+      const logs = yield* captureLogs
+      for (
+        const [option, options] of [
+          ["statementTimeout", { statementTimeout: "30 days" }],
+          ["statementTimeout", { statementTimeout: 2 ** 31 }],
+          ["token", { token: "short" }],
+          ["basePath", { basePath: "no-slash" }],
+          ["bulkLimit", { bulkLimit: 0 }]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Layer.build(Dashboard.layer({ port: 0, ...options } as never)))
+        expect([option, error._tag]).toEqual([option, "InvalidDashboardOptions"])
+        expect((error as Dashboard.InvalidDashboardOptions).option).toBe(option)
+      }
+      expect((yield* logs).filter((line) => line.includes("istening on"))).toEqual([])
+      yield* Layer.build(Dashboard.layer({ port: 0, statementTimeout: 2 ** 31 - 1 }))
+      expect((yield* logs).filter((line) => line.includes("istening on"))).toHaveLength(1)
+    }))
+
   it.scoped("it binds to 127.0.0.1 by default, and to no other address without a token", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(Dashboard.layer({ host: "0.0.0.0", port: 0 })))
@@ -180,6 +201,23 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect((yield* client.queues).find((queue) => queue.name === "notes")?.paused).toBe(false)
     }))
 
+  it.scoped("a page of /api/jobs holds 50 jobs by default and at most 500, whatever limit is asked", () =>
+    Effect.gen(function*() {
+      yield* clean
+      const client = yield* JobClient.JobClient
+      yield* client.enqueueMany(Note, Array.from({ length: 501 }, (_, n) => ({ text: `page ${n}` })), {
+        queue: "pages"
+      })
+      const http = yield* serve()
+      const byDefault = (yield* http.get("/api/jobs?queue=pages")).json()
+      expect(byDefault.jobs).toHaveLength(50)
+      const capped = (yield* http.get("/api/jobs?queue=pages&limit=1000")).json()
+      expect(capped.jobs).toHaveLength(500)
+      const rest = (yield* http.get(`/api/jobs?queue=pages&limit=1000&before=${capped.next}`)).json()
+      expect([rest.jobs.length, rest.next]).toEqual([1, null])
+      yield* clean
+    }))
+
   it.scoped("filters, search and paging return what the database holds; bulk actions cover the filter", () =>
     Effect.gen(function*() {
       yield* clean
@@ -204,7 +242,8 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       // A number finds the job with that id, and payloads that contain it.
       const byId = (yield* http.get(`/api/jobs?search=${ids[2]}`)).json()
       expect(byId.jobs.map((job: { id: string }) => job.id)).toContain(ids[2])
-      expect((yield* http.get("/api/jobs?state=finished")).status).toBe(400)
+      const unknownState = yield* http.get("/api/jobs?state=finished")
+      expect([unknownState.status, unknownState.json()._tag]).toEqual([400, "HttpApiDecodeError"])
       const missing = yield* http.get("/api/jobs/999999999")
       expect([missing.status, missing.json()._tag]).toEqual([404, "JobNotFound"])
       const unfiltered = yield* http.post("/api/jobs/bulk", { action: "delete", filter: {} })

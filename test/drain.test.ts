@@ -52,7 +52,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer))("drainQueue under Test
   it.effect("a wrong timeout is a typed error", () =>
     Effect.gen(function*() {
       const Any = Job.make("any", { payload: Schema.Struct({}), handler: () => Effect.void })
-      for (const timeout of [-1, NaN, "soon"]) {
+      for (const timeout of [0, -1, NaN, "soon", "-5 seconds"]) {
         const error = yield* Effect.flip(Testing.drainQueue({ jobs: [Any], timeout: timeout as never }))
         expect(error._tag).toBe("InvalidJobOptions")
         expect(error.message).toContain(`option "timeout" must be a positive duration`)

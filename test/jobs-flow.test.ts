@@ -249,6 +249,12 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         expect(text).toContain(expected)
       }
       expect((yield* message(client.setLimits("", {})))[1]).toContain("option \"queue\" must not be empty")
+      for (const keys of [1001, -1, 1.5, "5"]) {
+        expect(yield* message(client.flow("q", { keys: keys as number }))).toEqual([
+          "InvalidQueueOptions",
+          `Queue "q": option "keys" must be a whole number from 0 to 1000, got ${JSON.stringify(keys)}`
+        ])
+      }
       // The runner's options: the same rules, named by where they were given.
       const Noop = Job.make("noop-bad", { payload: Schema.Struct({}), handler: () => Effect.void })
       const [runnerTag, runnerText] = yield* message(

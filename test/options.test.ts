@@ -250,7 +250,11 @@ describe("options the types forbid", () => {
         ["overlap", Worker.cron("w", task, { cron: "* * * * *", overlap: "banana" as never }) as Layer.Layer<never>],
         ["concurrency", Worker.consumer("w", { source: null as never, handler: () => task, concurrency: 0 }) as never],
         ["handler", Worker.consumer("w", { source: null as never, handler: "banana" as never }) as never],
-        ["name", Worker.make(undefined as never, task) as never]
+        ["name", Worker.make(undefined as never, task) as never],
+        ["task", Worker.make("w", 5 as never) as never],
+        ["task", Worker.cron("w", "banana" as never, { cron: "* * * * *" }) as never],
+        ["source", Worker.consumer("w", { source: undefined as never, handler: () => task }) as never],
+        ["source", Worker.consumer("w", { source: [1, 2] as never, handler: () => task }) as never]
       ]
       for (const [option, worker] of cases) {
         const error = yield* workerError(worker)
@@ -282,6 +286,10 @@ describe("options the types forbid", () => {
       .toBe("job")
     const job = Job.make("k", { payload: Schema.Struct({}), handler: () => Effect.void, uniqueKey: "banana" as never })
     expect(job.invalid?.option).toBe("uniqueKey")
+    const noPayload = Job.make("p", { handler: () => Effect.void } as never)
+    expect(noPayload.invalid?.message).toBe("Job \"p\": option \"payload\" must be a Schema, got undefined")
+    const badResult = Job.make("r", { payload: Schema.Struct({}), handler: () => Effect.void, result: "n" as never })
+    expect(badResult.invalid?.option).toBe("result")
   })
 })
 
@@ -330,6 +338,30 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           expect(yield* count).toBe(before)
         }
       }
+    }))
+
+  it.effect("a job without a payload schema fails its enqueue with InvalidJobOptions, inserting nothing", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const before = yield* count
+      const error = yield* Effect.flip(
+        client.enqueue(Job.make("schemaless", { handler: () => Effect.void } as never), {})
+      )
+      expect(error).toBeInstanceOf(JobError.InvalidJobOptions)
+      expect((error as JobError.InvalidJobOptions).option).toBe("payload")
+      expect(yield* count).toBe(before)
+    }))
+
+  it.effect("list takes at most 1,000 jobs a page, at least 1, and 50 for a limit that is not a number", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      yield* client.enqueueMany(Note, Array.from({ length: 60 }, (_, n) => ({ n })))
+      expect((yield* client.list({ limit: 0 })).length).toBe(1)
+      expect((yield* client.list({ limit: -3 })).length).toBe(1)
+      expect((yield* client.list({ limit: Number.NaN })).length).toBe(50)
+      expect((yield* client.list({})).length).toBe(50)
+      const total = yield* count
+      expect((yield* client.list({ limit: 5_000 })).length).toBe(Math.min(total, 1_000))
     }))
 
   it.effect("a unique key that is not a string is refused before anything is inserted", () =>
