@@ -309,8 +309,17 @@ const checkText = (name: string, options: Options<any, any, any, any, any>): Inv
  * @since 0.1.0
  * @category constructors
  */
-export const make = <P, I, A, E, R>(name: string, options: Options<P, I, A, E, R>): Job<P, I, A, E, R> => {
-  const invalid = checkText(name, options) ?? checkOptions(name, options)
+export const make = <P, I, A, E, R>(name: string, given: Options<P, I, A, E, R>): Job<P, I, A, E, R> => {
+  // Options that are not an object (from JavaScript) are refused like any wrong option, not thrown over.
+  const isObject = typeof given === "object" && given !== null
+  const options = isObject ? given : {} as Options<P, I, A, E, R>
+  const invalid = isObject
+    ? checkText(name, options) ?? checkOptions(name, options)
+    : new InvalidJobOptions({
+      job: String(name),
+      option: "options",
+      reason: `must be an object with a payload schema and a handler, got ${Check.show(given)}`
+    })
   return {
     name,
     payload: options.payload,

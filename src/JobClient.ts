@@ -279,8 +279,8 @@ export interface JobClientService {
   /** Number of jobs per queue and state (pairs with none are left out). */
   readonly counts: Effect.Effect<ReadonlyArray<QueueCount>, SqlError>
   /** Stops every runner from claiming jobs of `queue` until resumed; running jobs go on. */
-  readonly pause: (queue: string) => Effect.Effect<void, SqlError>
-  readonly resume: (queue: string) => Effect.Effect<void, SqlError>
+  readonly pause: (queue: string) => Effect.Effect<void, InvalidQueueOptions | SqlError>
+  readonly resume: (queue: string) => Effect.Effect<void, InvalidQueueOptions | SqlError>
   /** Queues that have jobs or settings, whether they are paused, and their limits. */
   readonly queues: Effect.Effect<ReadonlyArray<QueueInfo>, SqlError>
   /** Per queue with due jobs, the one that has waited longest for a runner. */
@@ -622,8 +622,8 @@ export const make = (
       retryAll: (filter) => Statements.retryJobs(store, matching(filter), "count"),
       cancelAll: (filter) => Statements.cancelJobs(store, matching(filter), "count"),
       deleteAll: (filter) => Statements.deleteJobs(store, matching(filter), "count"),
-      pause: (queue) => setPaused(store, queue, true),
-      resume: (queue) => setPaused(store, queue, false),
+      pause: (queue) => Effect.zipRight(queueProblem(queue), setPaused(store, queue, true)),
+      resume: (queue) => Effect.zipRight(queueProblem(queue), setPaused(store, queue, false)),
       queues: Effect.map(
         sql<Limits.LimitsRow & { name: string; paused: boolean; source: "code" | "api" | null }>`
           SELECT n.name, coalesce(q.paused, false) AS paused, ${sql.literal(Limits.limitsColumns)},

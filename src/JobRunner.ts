@@ -26,6 +26,7 @@ import * as Limits from "./internal/jobs/limits.js"
 import { listen, poolConfig } from "./internal/jobs/listener.js"
 import { eventsCapacity as capacity, type JobEvent, Runner } from "./internal/jobs/runner.js"
 import { StoreInternal } from "./internal/jobs/store.js"
+import * as Values from "./internal/jobs/values.js"
 import * as Check from "./internal/options.js"
 import type * as Job from "./Job.js"
 import { JobClient, type QueueLimits } from "./JobClient.js"
@@ -192,6 +193,8 @@ export const layer = <Jobs extends Job.Any>(
         )
       }
       for (const [name, given] of Object.entries(options.queues ?? {})) {
+        const nameProblem = Values.nameProblem(name)
+        if (nameProblem !== undefined) return yield* fail("queues", `has a queue name that ${nameProblem}`)
         if (typeof given === "object" && given !== null) {
           const { concurrency: n, ...limits } = given
           const checked = Limits.check(limits, `queues.${name}.`)

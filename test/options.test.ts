@@ -352,6 +352,28 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       expect(yield* count).toBe(before)
     }))
 
+  it.effect("options that are not an object, and queue names no queue can have, are typed errors", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const before = yield* count
+      for (const options of [undefined, null, "email"]) {
+        const error = yield* Effect.flip(client.enqueue(Job.make("shapeless", options as never), {}))
+        expect(error).toBeInstanceOf(JobError.InvalidJobOptions)
+        expect((error as JobError.InvalidJobOptions).message).toMatch(
+          /^Job "shapeless": option "options" must be an object with a payload schema and a handler, got/
+        )
+      }
+      expect(yield* count).toBe(before)
+      for (const queue of ["", "  ", "a\u0000b"]) {
+        for (const action of [client.pause(queue), client.resume(queue)]) {
+          const error = yield* Effect.flip(action)
+          expect(error, JSON.stringify(queue)).toBeInstanceOf(JobError.InvalidQueueOptions)
+          expect((error as JobError.InvalidQueueOptions).option).toBe("queue")
+        }
+      }
+      expect((yield* client.queues).map((q) => q.name)).not.toContain("")
+    }))
+
   it.effect("list takes at most 1,000 jobs a page, at least 1, and 50 for a limit that is not a number", () =>
     Effect.gen(function*() {
       const client = yield* JobClient.JobClient
@@ -404,6 +426,13 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         expect(error, `${option} ${value}`).toBeInstanceOf(JobError.InvalidJobOptions)
         expect((error as JobError.InvalidJobOptions).message).toMatch(
           new RegExp(`^JobRunner: option "${option}" must be .*${range}.*, got`)
+        )
+      }
+      for (const name of ["", " ", "a\u0000b"]) {
+        const error = yield* runner({ queues: { [name]: 5 } })
+        expect(error, JSON.stringify(name)).toBeInstanceOf(JobError.InvalidJobOptions)
+        expect((error as JobError.InvalidJobOptions).message).toMatch(
+          /^JobRunner: option "queues" has a queue name that/
         )
       }
       const recurring = (options: object) =>

@@ -33,6 +33,13 @@ export class InvalidFilter extends Schema.TaggedError<InvalidFilter>()(
   HttpApiSchema.annotations({ status: 400 })
 ) {}
 
+/** A queue name that no queue can have (empty, or text PostgreSQL refuses). */
+export class InvalidQueue extends Schema.TaggedError<InvalidQueue>()(
+  "InvalidQueue",
+  { queue: Schema.String, message: Schema.String },
+  HttpApiSchema.annotations({ status: 400 })
+) {}
+
 /** No job has this id. */
 export class JobNotFound extends Schema.TaggedError<JobNotFound>()(
   "JobNotFound",
@@ -196,8 +203,8 @@ const name = HttpApiSchema.param("name", Schema.String)
 const jobs = HttpApiGroup.make("jobs")
   .add(HttpApiEndpoint.get("overview", "/api/overview").addSuccess(Overview))
   .add(HttpApiEndpoint.get("queues", "/api/queues").addSuccess(Schema.Array(QueueSummary)))
-  .add(HttpApiEndpoint.post("pauseQueue")`/api/queues/${name}/pause`.addSuccess(Schema.Void))
-  .add(HttpApiEndpoint.post("resumeQueue")`/api/queues/${name}/resume`.addSuccess(Schema.Void))
+  .add(HttpApiEndpoint.post("pauseQueue")`/api/queues/${name}/pause`.addSuccess(Schema.Void).addError(InvalidQueue))
+  .add(HttpApiEndpoint.post("resumeQueue")`/api/queues/${name}/resume`.addSuccess(Schema.Void).addError(InvalidQueue))
   .add(
     HttpApiEndpoint.get("jobs", "/api/jobs")
       .setUrlParams(Schema.Struct({

@@ -3,7 +3,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect, Either, FiberRef, Layer, Option, Schema } from "effect"
 import { JobInfo, JobState } from "../../Job.js"
 import { JobClient } from "../../JobClient.js"
-import { InvalidJobState, JobNotFound, RecurringNotFound } from "../../JobError.js"
+import { InvalidJobState, InvalidQueueOptions, JobNotFound, RecurringNotFound } from "../../JobError.js"
 import { JobRunner } from "../../JobRunner.js"
 import { Recurring } from "../../Recurring.js"
 import { WorkerRegistry } from "../../WorkerRegistry.js"
@@ -61,6 +61,13 @@ const uniqueConflict = <E>(error: E): Effect.Effect<never, E | Api.Conflict> =>
   error instanceof InvalidJobState && error.reason !== undefined
     ? Effect.fail(new Api.Conflict({ message: error.message }))
     : Effect.fail(error)
+
+const invalidQueue = <A, E, R>(effect: Effect.Effect<A, E | InvalidQueueOptions, R>) =>
+  Effect.catchIf(
+    effect,
+    (error): error is InvalidQueueOptions => error instanceof InvalidQueueOptions,
+    (error) => Effect.fail(new Api.InvalidQueue({ queue: error.queue, message: error.message }))
+  )
 
 const notFound = (id: string) => new Api.JobNotFound({ id, message: new JobNotFound({ id }).message })
 
@@ -168,10 +175,10 @@ export const handlers = (settings: Settings) => {
             }))
           })))
         .handle("pauseQueue", ({ path }) =>
-          Effect.tap(db(client.pause(path.name)), () =>
+          Effect.tap(invalidQueue(db(client.pause(path.name))), () =>
             audit("pause", `queue ${JSON.stringify(path.name)}`, 0)))
         .handle("resumeQueue", ({ path }) =>
-          Effect.tap(db(client.resume(path.name)), () =>
+          Effect.tap(invalidQueue(db(client.resume(path.name))), () =>
             audit("resume", `queue ${JSON.stringify(path.name)}`, 0)))
         .handle("jobs", ({ urlParams }) =>
           db(Effect.gen(function*() {
@@ -195,7 +202,9 @@ export const handlers = (settings: Settings) => {
               const info = Either.try(() =>
                 Store.toInfo(row)
               ).pipe(
-                Either.flatMap((job) => Either.map(encodesAsJobInfo(job), () => job))
+                Either.flatMap((job) =>
+                  Either.map(encodesAsJobInfo(job), () => job)
+                )
               )
               if (Either.isRight(info)) jobs.push(info.right)
               else malformed.push(row.id)
