@@ -33,18 +33,20 @@ export interface HostWorkers {
 /** A name for this process's row: host, pid and a random part, as a runner's id. */
 export const processId = (): string => `${hostname()}:${process.pid}:${randomBytes(4).toString("hex")}`
 
-const write = (store: Store, id: string, registry: Registry) => {
-  const { sql } = store
-  const table = sql`${sql(store.schema)}.worker_hosts`
-  const workers = JSON.stringify(registry.snapshot().map((status) => encodeStatus(status)))
-  return Effect.zipRight(
-    sql`
+/** Writes the workers' statuses as they are when it runs. */
+const write = (store: Store, id: string, registry: Registry) =>
+  Effect.suspend(() => {
+    const { sql } = store
+    const table = sql`${sql(store.schema)}.worker_hosts`
+    const workers = JSON.stringify(registry.snapshot().map((status) => encodeStatus(status)))
+    return Effect.zipRight(
+      sql`
       INSERT INTO ${table} (id, host, pid, workers, expires_at)
       VALUES (${id}, ${hostname()}, ${process.pid}, ${workers}::jsonb, now() + ${expiryMillis} * interval '1 millisecond')
       ON CONFLICT (id) DO UPDATE SET workers = EXCLUDED.workers, reported_at = now(), expires_at = EXCLUDED.expires_at`,
-    sql`DELETE FROM ${table} WHERE expires_at < now() - ${forgetMillis} * interval '1 millisecond'`
-  )
-}
+      sql`DELETE FROM ${table} WHERE expires_at < now() - ${forgetMillis} * interval '1 millisecond'`
+    )
+  })
 
 /**
  * Reports `registry`'s workers every {@link reportMillis} for as long as the
