@@ -12,7 +12,8 @@
  * - Tabs: on the largest table, the throughput of one runner processing
  *   `DASHBOARD_JOBS` no-op jobs (default 50,000, in a child process) with 10
  *   dashboard tabs polling the overview and the queues every 5 s as the page
- *   does, against none, in turn, `DASHBOARD_ROUNDS` times (default 3).
+ *   does, against none, in turn (each round in the other order),
+ *   `DASHBOARD_ROUNDS` times (default 3).
  * - Triggers: the same throughput in a fresh schema with the counts'
  *   triggers (and the list's state index), against a schema without them.
  *
@@ -284,7 +285,8 @@ try {
       const served = await serve(url, largest)
       try {
         for (let round = 1; round <= rounds; round++) {
-          for (const polled of [false, true]) {
+          // Each round in the other order: the table grows and the machine drifts between runs.
+          for (const polled of round % 2 === 1 ? [false, true] : [true, false]) {
             console.error(`  tabs round ${round}: ${polled ? "10 tabs" : "no tabs"}`)
             const stop = polled ? startTabs(served.base) : undefined
             try {
@@ -319,7 +321,7 @@ try {
     const withTriggers: Array<RunResult> = []
     const withoutTriggers: Array<RunResult> = []
     for (let round = 1; round <= rounds; round++) {
-      for (const schema of [plain, counted]) {
+      for (const schema of round % 2 === 1 ? [plain, counted] : [counted, plain]) {
         console.error(`  triggers round ${round}: ${schema === counted ? "with" : "without"}`)
         try {
           const result = await runJsonChild<RunResult>(child, [url, schema, `${runJobs}`], "triggers run")
