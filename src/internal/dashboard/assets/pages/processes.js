@@ -12,8 +12,7 @@ const renderProcesses = ({ workers, runners }) => {
       "table",
       { class: "table", "data-testid": "workers-table" },
       thead(
-        h("th", null, "Name"),
-        h("th", null, "Process"),
+        h("th", null, "Name and process"),
         h("th", null, "Kind"),
         h("th", null, "State"),
         h("th", null, "Last start"),
@@ -31,12 +30,15 @@ const renderProcesses = ({ workers, runners }) => {
           h(
             "tr",
             { "data-testid": `worker-${w.name}`, "data-state": w.state, "data-process": w.process },
-            h("th", { scope: "row" }, w.name),
             h(
-              "td",
-              { class: "nowrap", title: w.process },
-              `${w.host} · pid ${w.pid}`,
-              w.local ? h("span", { class: "muted small" }, " (this one)") : null
+              "th",
+              { scope: "row" },
+              w.name,
+              h(
+                "div",
+                { class: "muted small", title: w.process, "data-testid": "worker-process" },
+                `${w.host} · pid ${w.pid}${w.local ? " (this one)" : ""}`
+              )
             ),
             h("td", null, w.kind),
             h("td", null, h("span", { class: ["badge", `ws-${w.state}`] }, w.state)),
