@@ -17,7 +17,8 @@ const suites = {
   jobs: "jobs.ts",
   recurring: "recurring.ts",
   faults: "faults.ts",
-  flow: "flow.ts"
+  flow: "flow.ts",
+  dashboard: "dashboard.ts"
 }
 
 const requested = process.argv.slice(2)

@@ -11,6 +11,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Context, type Duration, Effect, Either, Layer, Option } from "effect"
+import * as Hosts from "./internal/jobs/hosts.js"
 import * as Limits from "./internal/jobs/limits.js"
 import * as Statements from "./internal/jobs/statements.js"
 import * as Store from "./internal/jobs/store.js"
@@ -27,6 +28,7 @@ import {
   type MigrationError
 } from "./JobError.js"
 import * as Migrations from "./Migrations.js"
+import { RegistryInternal, WorkerRegistry } from "./WorkerRegistry.js"
 
 /**
  * @since 0.1.0
@@ -611,11 +613,7 @@ export const make = (
           (rows) => rows.map(Store.toInfo)
         )
       },
-      counts: Effect.map(
-        sql<{ readonly queue: string; readonly state: JobState; readonly count: string }>`
-          SELECT queue, state, count(*) AS count FROM ${store.jobs} GROUP BY queue, state ORDER BY queue, state`,
-        (rows) => rows.map((row) => ({ queue: row.queue, state: row.state, count: Number(row.count) }))
-      ),
+      counts: Statements.counts(store),
       oldestWaiting: Statements.oldestWaiting(store),
       runners: Statements.runners(store),
       countMatching: (filter, action) => Statements.countJobs(store, matching(filter), action),
@@ -628,7 +626,14 @@ export const make = (
         sql<Limits.LimitsRow & { name: string; paused: boolean; source: "code" | "api" | null }>`
           SELECT n.name, coalesce(q.paused, false) AS paused, ${sql.literal(Limits.limitsColumns)},
             q.limits_source AS source
-          FROM (SELECT name FROM ${store.queues} UNION SELECT DISTINCT queue FROM ${store.jobs}) AS n
+          FROM (
+            SELECT name FROM ${store.queues}
+            UNION
+            SELECT queue FROM (
+              SELECT queue, count AS n FROM ${sql(store.schema)}.job_counts
+              UNION ALL SELECT queue, delta FROM ${sql(store.schema)}.job_count_deltas
+            ) AS counted GROUP BY queue HAVING sum(n) <> 0
+          ) AS n
           LEFT JOIN ${store.queues} AS q ON q.name = n.name
           ORDER BY n.name`,
         (rows) => rows.map((row) => ({ name: row.name, paused: row.paused, limits: limitsInfo(row) }))
@@ -678,7 +683,15 @@ const setPaused = (store: Store.Store, queue: string, paused: boolean) => {
  * @category layers
  */
 export const layer = (options: Options = {}): Layer.Layer<JobClient, MigrationError, SqlClient.SqlClient> =>
-  Layer.effect(JobClient, make(options))
+  Layer.scoped(
+    JobClient,
+    Effect.tap(make(options), (client) =>
+      // Built inside a host (or beside WorkerRegistry.layer): report its workers, for every replica's dashboard.
+      Effect.flatMap(Effect.serviceOption(WorkerRegistry), (registry) =>
+        Option.isNone(registry)
+          ? Effect.void
+          : Hosts.report(client[Store.StoreInternal], registry.value[RegistryInternal])))
+  )
 
 /**
  * Enqueues a job with the `JobClient` in context.

@@ -38,7 +38,8 @@ const files = [
   "0003_runner_concurrency.sql",
   "0004_runner_liveness.sql",
   "0005_recurring_error.sql",
-  "0006_flow_control.sql"
+  "0006_flow_control.sql",
+  "0007_job_counts.sql"
 ]
 
 /**

@@ -420,6 +420,22 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           const processRows = page.locator("[data-testid^=\"process-\"][data-alive]")
           expect(yield* Effect.promise(() => processRows.count())).toBe(1)
           expect(yield* Effect.promise(() => processRows.locator("[data-testid^=\"runner-\"]").count())).toBe(2)
+          // Another replica's workers, as it reports them to the job tables: shown beside this process's own.
+          yield* Layer.build(
+            Worker.make("a-worker-of-another-replica", Effect.void, { schedule: Schedule.spaced("1 hour") }).pipe(
+              Layer.provideMerge(JobClient.layer({ schema })),
+              Layer.provideMerge(WorkerRegistry.layer)
+            )
+          )
+          const remote = page.getByTestId("worker-a-worker-of-another-replica")
+          yield* eventually(
+            Effect.promise(() => page.getByTestId("refresh").click().then(() => remote.count())),
+            (n) => n === 1,
+            "the other replica's worker on the page",
+            30
+          )
+          expect(yield* Effect.promise(() => remote.textContent())).not.toContain("(this one)")
+          expect(yield* Effect.promise(() => worker.textContent())).toContain("(this one)")
           yield* shoot(page, "processes-1366")
 
           // Nothing is cut off: at 1366 and 390 px every table cell is on the page or in a scrolling box.

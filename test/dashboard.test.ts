@@ -218,6 +218,27 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       yield* clean
     }))
 
+  it.scoped("the queues page's oldest wait is the longest-due waiting job over every priority; future jobs do not count", () =>
+    Effect.gen(function*() {
+      yield* clean
+      const client = yield* JobClient.JobClient
+      const http = yield* serve()
+      const now = Date.now()
+      const at = (minutes: number) => ({ runAt: new Date(now + minutes * 60_000) })
+      yield* client.enqueue(Note, { text: "due a minute ago" }, { queue: "waits", priority: 0, ...at(-1) })
+      yield* client.enqueue(Note, { text: "due ten minutes ago" }, { queue: "waits", priority: 5, ...at(-10) })
+      yield* client.enqueue(Note, { text: "due in an hour" }, { queue: "waits", priority: -1, ...at(60) })
+      yield* client.enqueue(Note, { text: "only in the future" }, { queue: "later", ...at(60) })
+      const queues = (yield* http.get("/api/queues")).json() as ReadonlyArray<
+        { name: string; oldestWaitMillis: number | null; counts: Record<string, number> }
+      >
+      const waits = queues.find((q) => q.name === "waits")!
+      expect(waits.oldestWaitMillis).toBeGreaterThanOrEqual(10 * 60_000)
+      expect(waits.oldestWaitMillis).toBeLessThan(11 * 60_000)
+      expect(queues.find((q) => q.name === "later")?.oldestWaitMillis).toBeNull()
+      expect(Object.values(waits.counts).reduce((a, b) => a + b, 0)).toBe(3)
+    }))
+
   it.scoped("filters, search and paging return what the database holds; bulk actions cover the filter", () =>
     Effect.gen(function*() {
       yield* clean

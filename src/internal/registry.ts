@@ -84,6 +84,8 @@ export class Registry {
   private readonly deregistered = new WeakSet<Managed>()
   private readonly sharedValues = new Map<string, unknown>()
   private started = false
+  /** The row this process's workers are reported under in the job tables, while a `JobClient` reports them. */
+  reportedAs: string | undefined = undefined
 
   constructor(readonly startImmediately: boolean) {}
 

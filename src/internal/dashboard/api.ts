@@ -251,8 +251,20 @@ const recurring = HttpApiGroup.make("recurring")
       .addError(RecurringNotFound)
   )
 
+/**
+ * A hosted worker's status and the process that hosts it: this one (`local`), or another that reported its
+ * workers to the job tables.
+ */
+export const HostedWorker = Schema.Struct({
+  ...WorkerStatus.fields,
+  process: Schema.String,
+  host: Schema.String,
+  pid: Schema.Number,
+  local: Schema.Boolean
+})
+
 const processes = HttpApiGroup.make("processes")
-  .add(HttpApiEndpoint.get("workers", "/api/workers").addSuccess(Schema.Array(WorkerStatus)))
+  .add(HttpApiEndpoint.get("workers", "/api/workers").addSuccess(Schema.Array(HostedWorker)))
   .add(HttpApiEndpoint.get("runners", "/api/runners").addSuccess(Schema.Array(Runner)))
   .add(HttpApiEndpoint.get("session", "/api/session").addSuccess(Session))
 

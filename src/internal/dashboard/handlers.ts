@@ -1,12 +1,14 @@
 import { HttpApiBuilder } from "@effect/platform"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Duration, Effect, Either, FiberRef, Layer, Option, Schema } from "effect"
+import { hostname } from "node:os"
 import { JobInfo, JobState } from "../../Job.js"
 import { JobClient } from "../../JobClient.js"
 import { InvalidJobState, InvalidQueueOptions, JobNotFound, RecurringNotFound } from "../../JobError.js"
 import { JobRunner } from "../../JobRunner.js"
 import { Recurring } from "../../Recurring.js"
-import { WorkerRegistry } from "../../WorkerRegistry.js"
+import { RegistryInternal, WorkerRegistry } from "../../WorkerRegistry.js"
+import * as Hosts from "../jobs/hosts.js"
 import * as Limits from "../jobs/limits.js"
 import * as Statements from "../jobs/statements.js"
 import * as Store from "../jobs/store.js"
@@ -130,33 +132,14 @@ export const handlers = (settings: Settings) => {
         .handle("overview", () =>
           db(Effect.gen(function*() {
             const counts = yield* client.counts
-            const throughput = yield* sql<{ at: Date; completed: number; failed: number }>`
-              WITH minutes AS (
-                SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes',
-                  date_trunc('minute', now()), interval '1 minute') AS at
-              ), completed AS (
-                SELECT date_trunc('minute', finalized_at) AS at, count(*)::int AS n FROM ${store.jobs}
-                WHERE state = 'completed' AND finalized_at >= date_trunc('minute', now()) - interval '59 minutes'
-                GROUP BY 1
-              ), failed AS (
-                SELECT date_trunc('minute', (e->>'at')::timestamptz) AS at, count(*)::int AS n
-                FROM ${store.jobs}, jsonb_array_elements(errors) AS e
-                WHERE errors <> '[]' AND (state = 'retryable' OR attempted_at >= now() - interval '1 hour')
-                  AND (e->>'at')::timestamptz >= date_trunc('minute', now()) - interval '59 minutes'
-                GROUP BY 1
-              )
-              SELECT m.at, COALESCE(c.n, 0) AS completed, COALESCE(f.n, 0) AS failed
-              FROM minutes m LEFT JOIN completed c ON c.at = m.at LEFT JOIN failed f ON f.at = m.at
-              ORDER BY m.at`
+            const throughput = yield* Statements.throughput(store)
             return { counts, throughput }
           })))
         .handle("queues", () =>
           db(Effect.gen(function*() {
             const queues = yield* client.queues
             const counts = yield* client.counts
-            const waits = yield* sql<{ queue: string; wait: number }>`
-              SELECT queue, (extract(epoch FROM now() - min(run_at)) * 1000)::float8 AS wait FROM ${store.jobs}
-              WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= now() GROUP BY queue`
+            const waits = yield* Statements.oldestDue(store)
             const slots = yield* sql<{ queue: string; slots: number }>`
               SELECT c.key AS queue, sum(c.value::int)::int AS slots
               FROM ${store.runners} r, jsonb_each_text(r.concurrency) AS c
@@ -288,7 +271,34 @@ export const handlers = (settings: Settings) => {
       const store = client[Store.StoreInternal]
       const db = gate(store, settings)
       return handlers
-        .handle("workers", () => Option.isSome(registry) ? registry.value.all : Effect.succeed([]))
+        .handle("workers", () =>
+          Effect.gen(function*() {
+            // This process's own workers from its registry (current to the moment), every other process's from its
+            // last report; a process without a database to report to shows its own alone.
+            const local = Option.isSome(registry) ? registry.value[RegistryInternal] : undefined
+            const self = local?.reportedAs ?? `${hostname()}:${process.pid}`
+            const own = (local?.snapshot() ?? []).map((status) => ({
+              ...status,
+              process: self,
+              host: hostname(),
+              pid: process.pid,
+              local: true
+            }))
+            // Without the database the page still shows this process's workers.
+            const reported = yield* db(Hosts.read(store)).pipe(Effect.orElseSucceed(() => []))
+            return [
+              ...own,
+              ...reported.filter((row) => row.process !== self).flatMap((row) =>
+                row.workers.map((status) => ({
+                  ...status,
+                  process: row.process,
+                  host: row.host,
+                  pid: row.pid,
+                  local: false
+                }))
+              )
+            ]
+          }))
         .handle("runners", () =>
           db(store.sql<
             {

@@ -50,6 +50,7 @@ export const maintain = (config: MaintenanceConfig): Effect.Effect<number, SqlEr
     yield* Statements.forgetRunners(store, config.leaseMillis)
     yield* Statements.prune(store, config.retentionMillis)
     yield* Statements.pruneKeyWindows(store)
+    yield* Statements.rollUpCounts(store)
     return rows.length
   }))
 }

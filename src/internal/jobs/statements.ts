@@ -9,6 +9,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option } from "effect"
 import { hostname } from "node:os"
 import type pg from "pg"
+import type { JobState } from "../../Job.js"
 import type { QueueFlow, RunnerInfo } from "../../JobClient.js"
 import { fromRow, isKeyed, type Limits, limitsColumns, type LimitsRow, none, toParams } from "./limits.js"
 import type { Claimed, Outcome } from "./outcomes.js"
@@ -997,4 +998,118 @@ export const runners = (store: Store): Effect.Effect<ReadonlyArray<RunnerInfo>, 
     SELECT id, host, pid, queues, concurrency, started_at AS "startedAt", heartbeat_at AS "heartbeatAt",
       expires_at > now() AS alive
     FROM ${store.runners} ORDER BY started_at, id`
+}
+
+// ---- counts ---------------------------------------------------------------------------------
+
+/**
+ * Jobs per queue and state (none listed at 0), from the counts the jobs
+ * table's triggers keep: the rolled-up counts plus the deltas not yet rolled
+ * up, read in one snapshot, so equal to a `GROUP BY` over the table without
+ * reading it.
+ */
+export const counts = (
+  store: Store
+): Effect.Effect<
+  ReadonlyArray<{ readonly queue: string; readonly state: JobState; readonly count: number }>,
+  SqlError
+> => {
+  const { sql } = store
+  const schema = sql(store.schema)
+  return Effect.map(
+    sql<{ readonly queue: string; readonly state: JobState; readonly count: string }>`
+      SELECT queue, state, sum(n) AS count FROM (
+        SELECT queue, state, count AS n FROM ${schema}.job_counts
+        UNION ALL
+        SELECT queue, state, delta FROM ${schema}.job_count_deltas
+      ) AS t
+      GROUP BY queue, state HAVING sum(n) <> 0 ORDER BY queue, state`,
+    (rows) => rows.map((row) => ({ queue: row.queue, state: row.state, count: Number(row.count) }))
+  )
+}
+
+/** Per minute of the last hour, oldest first: jobs completed and attempts failed, from the per-minute counts. */
+export const throughput = (
+  store: Store
+): Effect.Effect<
+  ReadonlyArray<{ readonly at: Date; readonly completed: number; readonly failed: number }>,
+  SqlError
+> => {
+  const { sql } = store
+  const schema = sql(store.schema)
+  return Effect.map(
+    sql<{ readonly at: Date; readonly completed: string; readonly failed: string }>`
+      WITH minutes AS (
+        SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes',
+          date_trunc('minute', now()), interval '1 minute') AS at
+      ), counted AS (
+        SELECT minute, sum(completed) AS completed, sum(failed) AS failed FROM (
+          SELECT minute, completed, failed FROM ${schema}.job_minutes
+          UNION ALL
+          SELECT minute, completed, failed FROM ${schema}.job_minute_deltas
+        ) AS t
+        WHERE minute >= date_trunc('minute', now()) - interval '59 minutes'
+        GROUP BY minute
+      )
+      SELECT m.at, COALESCE(c.completed, 0) AS completed, COALESCE(c.failed, 0) AS failed
+      FROM minutes m LEFT JOIN counted c ON c.minute = m.at
+      ORDER BY m.at`,
+    (rows) => rows.map((row) => ({ at: row.at, completed: Number(row.completed), failed: Number(row.failed) }))
+  )
+}
+
+/**
+ * Folds the deltas the triggers appended into the counts, and forgets
+ * minutes older than two hours. The deltas this transaction's snapshot sees
+ * are deleted and added in one statement; deltas written meanwhile stay for
+ * the next pass, and readers see either the deltas or their sum, never both.
+ */
+export const rollUpCounts = (store: Store): Effect.Effect<void, SqlError> => {
+  const { sql } = store
+  const schema = sql(store.schema)
+  return Effect.all([
+    sql`
+      WITH moved AS (DELETE FROM ${schema}.job_count_deltas RETURNING queue, state, delta)
+      INSERT INTO ${schema}.job_counts AS c (queue, state, count)
+      SELECT queue, state, sum(delta) FROM moved GROUP BY queue, state
+      ON CONFLICT (queue, state) DO UPDATE SET count = c.count + EXCLUDED.count`,
+    sql`DELETE FROM ${schema}.job_counts WHERE count = 0`,
+    sql`
+      WITH moved AS (DELETE FROM ${schema}.job_minute_deltas RETURNING minute, completed, failed)
+      INSERT INTO ${schema}.job_minutes AS m (minute, completed, failed)
+      SELECT minute, sum(completed), sum(failed) FROM moved GROUP BY minute
+      ON CONFLICT (minute) DO UPDATE SET completed = m.completed + EXCLUDED.completed,
+        failed = m.failed + EXCLUDED.failed`,
+    sql`DELETE FROM ${schema}.job_minutes WHERE minute < now() - interval '2 hours'`
+  ], { discard: true })
+}
+
+/**
+ * Per queue with due jobs, how long its longest-due waiting job has waited,
+ * in milliseconds. Through the index of claimable jobs, by skipping from one
+ * (queue, priority) to the next and reading each one's earliest job: a read
+ * per pair, however many jobs wait.
+ */
+export const oldestDue = (
+  store: Store
+): Effect.Effect<ReadonlyArray<{ readonly queue: string; readonly wait: number }>, SqlError> => {
+  const { sql } = store
+  return sql<{ readonly queue: string; readonly wait: number }>`
+    WITH RECURSIVE pairs AS (
+      (SELECT queue, priority FROM ${store.jobs} WHERE ${sql.literal(waiting)} ORDER BY queue, priority LIMIT 1)
+      UNION ALL
+      SELECT next.queue, next.priority FROM pairs AS p, LATERAL (
+        SELECT queue, priority FROM ${store.jobs}
+        WHERE ${sql.literal(waiting)} AND (queue, priority) > (p.queue, p.priority)
+        ORDER BY queue, priority LIMIT 1
+      ) AS next
+    )
+    SELECT p.queue, (extract(epoch FROM now() - min(first.run_at)) * 1000)::float8 AS wait
+    FROM pairs AS p, LATERAL (
+      SELECT run_at FROM ${store.jobs}
+      WHERE ${sql.literal(waiting)} AND queue = p.queue AND priority = p.priority
+      ORDER BY run_at LIMIT 1
+    ) AS first
+    WHERE first.run_at <= now()
+    GROUP BY p.queue`
 }

@@ -1,4 +1,4 @@
-/** Processes (#/processes): this process's hosted workers and every job runner. */
+/** Processes (#/processes): the hosted workers of every process that reports them, and every job runner. */
 import { get } from "../api.js"
 import { dash, h, thead } from "../dom.js"
 import { fmtNumber, toDate } from "../format.js"
@@ -7,12 +7,12 @@ import { badge, jobsHash, relativeCell, timeCell } from "../ui.js"
 
 const renderProcesses = ({ workers, runners }) => {
   const workersTable = workers.length === 0
-    ? h("p", { class: "empty" }, "This process hosts no workers.")
+    ? h("p", { class: "empty" }, "No process hosts workers.")
     : h(
       "table",
       { class: "table", "data-testid": "workers-table" },
       thead(
-        h("th", null, "Name"),
+        h("th", null, "Name and process"),
         h("th", null, "Kind"),
         h("th", null, "State"),
         h("th", null, "Last start"),
@@ -26,11 +26,20 @@ const renderProcesses = ({ workers, runners }) => {
       h(
         "tbody",
         null,
-        [...workers].sort((a, b) => a.name.localeCompare(b.name)).map((w) =>
+        [...workers].sort((a, b) => a.name.localeCompare(b.name) || a.process.localeCompare(b.process)).map((w) =>
           h(
             "tr",
-            { "data-testid": `worker-${w.name}`, "data-state": w.state },
-            h("th", { scope: "row" }, w.name),
+            { "data-testid": `worker-${w.name}`, "data-state": w.state, "data-process": w.process },
+            h(
+              "th",
+              { scope: "row" },
+              w.name,
+              h(
+                "div",
+                { class: "muted small", title: w.process, "data-testid": "worker-process" },
+                `${w.host} · pid ${w.pid}${w.local ? " (this one)" : ""}`
+              )
+            ),
             h("td", null, w.kind),
             h("td", null, h("span", { class: ["badge", `ws-${w.state}`] }, w.state)),
             h("td", { class: "nowrap" }, timeCell(w.lastStartedAt)),
@@ -123,7 +132,11 @@ const renderProcesses = ({ workers, runners }) => {
       "section",
       { class: "card section" },
       h("h2", null, "Hosted workers"),
-      h("p", { class: "muted small" }, "The workers of the process serving this dashboard."),
+      h(
+        "p",
+        { class: "muted small" },
+        "The workers of every process with the job tables, as each reports them every 5 s (this one's as they are now)."
+      ),
       h("div", { class: "scroll" }, workersTable)
     ),
     h(
