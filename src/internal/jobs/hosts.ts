@@ -58,7 +58,9 @@ export const report = (store: Store, registry: Registry): Effect.Effect<void, ne
   Effect.gen(function*() {
     const id = processId()
     const once = write(store, id, registry).pipe(
-      Effect.catchAll((error) => Effect.logWarning(`Hosted workers: could not report them: ${error.message}`))
+      Effect.catchAll((error) => Effect.logWarning(`Hosted workers: could not report them: ${error.message}`)),
+      // A status that cannot be encoded must not end the reports either.
+      Effect.catchAllDefect((defect) => Effect.logWarning("Hosted workers: could not report them", defect))
     )
     yield* Effect.acquireRelease(
       Effect.sync(() => {
