@@ -52,6 +52,11 @@ export const isLimited = (limits: Limits): boolean =>
 export const isKeyed = (limits: Limits): boolean =>
   limits.keyConcurrency !== null || limits.keyRateLimit !== null || limits.fair
 
+/** Only `fair`: claims visit keys in turn, and nothing is counted. */
+export const isFairOnly = (limits: Limits): boolean =>
+  limits.fair && limits.globalConcurrency === null && limits.keyConcurrency === null && limits.rateLimit === null &&
+  limits.keyRateLimit === null
+
 /** Largest concurrency limit: the `integer` column. */
 export const maxConcurrencyLimit = Check.int32.max
 /** Largest rate limit: the starts of a window are kept, at most one entry per claim. */

@@ -94,6 +94,7 @@ export class QueueRunner {
       if (waiter !== undefined) {
         // Counted as taken from now on, so that room for claims never counts it twice.
         this.busy++
+        this.taken++
         Deferred.unsafeDone(waiter, Exit.succeed(job))
       } else this.pending.push(job)
     }
@@ -127,7 +128,10 @@ export class QueueRunner {
   /** The next job already claimed, if any, taken at once (see {@link take}). */
   takeNow(): Claimed | undefined {
     const next = this.pending.shift()
-    if (next !== undefined) this.busy++
+    if (next !== undefined) {
+      this.busy++
+      this.taken++
+    }
     return next
   }
 
@@ -151,10 +155,34 @@ export class QueueRunner {
     return this.capacity - this.pending.length - this.busy
   }
 
-  /** Whether enough room is free to claim: half of it, or any when slots are idle. */
+  /** Jobs taken by slots so far. */
+  taken = 0
+
+  /**
+   * Jobs slots took while a claim of a queue with limits ran, a moving
+   * average over the last claims: what the jobs claimed ahead must cover
+   * for the slots not to run dry before the next claim lands.
+   */
+  claimLead = 0
+
+  /** Records that `taken` jobs were taken while a claim ran. */
+  claimed(taken: number): void {
+    this.claimLead = (this.claimLead + taken) / 2
+  }
+
+  /**
+   * Whether enough room is free to claim: half of it, or any when slots are
+   * idle, or, for a queue with limits, any once the jobs claimed ahead would
+   * run out before a claim lands. Its claims, under the queue's lock, take
+   * longer: claiming only at half the room, 255 of 510 jobs lasted ~17.5 ms
+   * while a keyed claim of 100 keys took 20-30 ms, and the slots ran dry.
+   */
   wantsClaim(): boolean {
     const room = this.room()
-    return room >= Math.max(1, Math.floor(this.capacity / 2)) || (room > 0 && this.pending.length === 0)
+    return room > 0 && (
+      room >= Math.floor(this.capacity / 2) || this.pending.length === 0 ||
+      (this.limited && this.pending.length <= this.claimLead)
+    )
   }
 
   /** Whether the last claim found fewer jobs than it asked for: only a notification or the poll wakes it then. */
@@ -166,6 +194,8 @@ export class QueueRunner {
    * claims nothing from a queue with limits, so a stale `false` only delays.
    */
   limited = true
+  /** The queue had only `fair` at the last claim: it is claimed by one statement that takes the lock itself. */
+  fairOnly = false
   /** A rate limit counts claims as starts: such a queue claims only for free slots, nothing ahead. */
   rateLimited = false
 

@@ -23,6 +23,7 @@ import * as Metrics from "../../Metrics.js"
 import { loggedCause } from "../registry.js"
 import { ShutdownDeadline } from "../shutdown.js"
 import { contextOf, handlerOf } from "./execution.js"
+import { isFairOnly } from "./limits.js"
 import { maintain } from "./maintenance.js"
 import * as Outcomes from "./outcomes.js"
 import type { Claimed, Outcome } from "./outcomes.js"
@@ -140,10 +141,11 @@ export class Runner {
     const values = [this.config.id, this.config.leaseMillis, queue.config.name, queue.names, limit, queue.idle]
     const pool = this.config.pool
     const limited = queue.limited
+    const fair = queue.fairOnly
     return Effect.uninterruptible(
       Effect.tryPromise({
         try: async () => {
-          if (limited) return Statements.claimLimited(pool, store, values)
+          if (limited) return Statements.claimLimited(pool, store, values, fair)
           const result = await Statements.onPool<Claimed & Record<string, unknown>>(pool, {
             name: `effect-workers-claim:${store.schema}`,
             text: Statements.claimText(store),
@@ -156,6 +158,7 @@ export class Runner {
         if (limited) {
           queue.limited = result.limits !== undefined
           queue.rateLimited = result.limits !== undefined && result.limits.rateLimit !== null
+          queue.fairOnly = result.limits !== undefined && isFairOnly(result.limits)
         }
         for (const job of result.rows) {
           // Claimed again after a rescue while an old run of it still goes on here: that run is stale.
@@ -190,7 +193,9 @@ export class Runner {
           yield* queue.sleep(self.config.pollIntervalMillis)
           continue
         }
+        const takenBefore = queue.taken
         const claimed = yield* Effect.either(self.claim(queue, room))
+        if (queue.limited) queue.claimed(queue.taken - takenBefore)
         if (claimed._tag === "Left") {
           failures++
           yield* Effect.logWarning(
