@@ -747,7 +747,9 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
           JOIN ${store.recurring} r ON r.id = t.rid
         )`
         const fired = yield* sql<{ readonly jobId: string; readonly id: string; readonly tick: Date }>`
-          WITH inserted AS (${Statements.insertJobs(store, source, "recurring")}), latest AS (
+          WITH inserted AS (${Statements.insertJobs(store, source, "recurring")}), ${
+          Statements.countInserted(store)
+        }, latest AS (
             SELECT DISTINCT ON (recurring_id) recurring_id, recurring_tick, id FROM inserted
             ORDER BY recurring_id, recurring_tick DESC
           ), advanced AS (
@@ -799,7 +801,9 @@ const makeService = (options: { readonly misfireThreshold?: Duration.DurationInp
             FROM ${store.recurring} WHERE id = ${id}
           )`
           const rows = yield* sql<{ readonly id: string }>`
-            WITH inserted AS (${Statements.insertJobs(store, source, "recurring")}), updated AS (
+            WITH inserted AS (${Statements.insertJobs(store, source, "recurring")}), ${
+            Statements.countInserted(store)
+          }, updated AS (
               UPDATE ${store.recurring} r SET last_run_at = ${at}, last_job_id = inserted.id
               FROM inserted WHERE r.id = ${id}
               RETURNING r.id

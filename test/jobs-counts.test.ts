@@ -97,9 +97,9 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
             delay: round % 2 === 0 ? "200 millis" : undefined
           })
           // A runner that crashed while holding a job: maintenance rescues it.
-          yield* sql`INSERT INTO ${sql(schema)}.jobs (name, queue, payload, state, max_attempts, attempt, locked_by,
-              lease_expires_at, attempted_at)
-            VALUES ('other', 'other', '{"n":-1}', 'running', 3, 1, 'gone', now() - interval '1 second', now())`
+          const stuck = yield* client.enqueue(Other, { n: -1 }, { delay: "1 hour" })
+          yield* sql`UPDATE ${sql(schema)}.jobs SET state = 'running', attempt = 1, locked_by = 'gone',
+              lease_expires_at = now() - interval '1 second', attempted_at = now() WHERE id = ${stuck.id}::bigint`
           yield* Effect.all([
             client.cancelAll({ name: "mixed", state: "running" }),
             client.cancelAll({ queue: "mixed", state: "available" }).pipe(Effect.when(() => round === 3)),

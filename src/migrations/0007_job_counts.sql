@@ -2,9 +2,10 @@
 -- process reports: what the dashboard and JobClient.counts read instead of scanning the jobs table.
 -- {{schema}} is replaced by the configured schema, quoted.
 
--- Statement-level triggers on jobs append what each statement changed to the delta tables (append-only, so
--- concurrent runners never wait on one counter row); maintenance folds the deltas into job_counts and
--- job_minutes. A read sums both, so counts are exact at any moment.
+-- Statement-level triggers on updates and deletes of jobs append what each statement changed to the delta tables
+-- (append-only, so concurrent runners never wait on one counter row); the library's one INSERT of jobs counts its
+-- new rows itself, which costs far less than a transition table of every new row. Maintenance folds the deltas
+-- into job_counts and job_minutes. A read sums both, so counts are exact at any moment.
 CREATE TABLE {{schema}}.job_counts (
   queue text NOT NULL,
   state text NOT NULL,
@@ -30,14 +31,6 @@ CREATE TABLE {{schema}}.job_minute_deltas (
   completed bigint NOT NULL,
   failed bigint NOT NULL
 );
-
-CREATE FUNCTION {{schema}}.jobs_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO {{schema}}.job_count_deltas (queue, state, delta)
-  SELECT queue, state, count(*) FROM new_jobs GROUP BY queue, state;
-  RETURN NULL;
-END
-$$;
 
 CREATE FUNCTION {{schema}}.jobs_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -81,8 +74,6 @@ END
 $$;
 
 -- Each CREATE TRIGGER locks jobs against writes until this migration commits, so the counts below start exact.
-CREATE TRIGGER jobs_count_inserted AFTER INSERT ON {{schema}}.jobs
-  REFERENCING NEW TABLE AS new_jobs FOR EACH STATEMENT EXECUTE FUNCTION {{schema}}.jobs_count_inserted();
 CREATE TRIGGER jobs_count_updated AFTER UPDATE ON {{schema}}.jobs
   REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs FOR EACH STATEMENT
   EXECUTE FUNCTION {{schema}}.jobs_count_updated();

@@ -415,8 +415,21 @@ export const insertJobs = (
     FROM ${source} AS s
     ORDER BY s.ord
     ON CONFLICT ${conflict} DO NOTHING
-    RETURNING id, queue, unique_key, recurring_id, recurring_tick, run_at`
+    RETURNING id, queue, state, unique_key, recurring_id, recurring_tick, run_at`
 }
+
+/**
+ * Counts the jobs `inserted` ({@link insertJobs}) in the job counts, for a
+ * `WITH` after it (it runs whether read or not). Inserts are counted here
+ * rather than by a trigger on the jobs table: a statement trigger's
+ * transition table copies every new row, payload included, which cost a
+ * quarter of the bulk enqueue rate (50,000 jobs: 602 ms against 452 ms).
+ */
+export const countInserted = (store: Store): Statement.Fragment =>
+  store.sql`counted AS (
+    INSERT INTO ${store.sql(store.schema)}.job_count_deltas (queue, state, delta)
+    SELECT queue, state, count(*) FROM inserted GROUP BY queue, state
+  )`
 
 /** Wakes runners of the queues of the jobs `inserted` that are due now (on commit), for a `WITH` after {@link insertJobs}. */
 export const notifyInserted = (store: Store): Statement.Fragment =>
@@ -462,7 +475,7 @@ export const insert = (
   return sql<{ readonly id: string; readonly uniqueKey: string | null }>`
     WITH due AS (
       SELECT COALESCE(${job.runAt ?? null}::timestamptz, now() + ${job.delayMillis} * interval '1 millisecond') AS at
-    ), inserted AS (${insertJobs(store, source, "enqueued")}), notified AS (
+    ), inserted AS (${insertJobs(store, source, "enqueued")}), ${countInserted(store)}, notified AS (
       -- One queue and one due time: one notification, without going through the rows.
       SELECT pg_notify(${store.channel}, ${`j:${job.queue}`}) FROM due
       WHERE due.at <= now() AND EXISTS (SELECT 1 FROM inserted)
