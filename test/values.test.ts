@@ -311,14 +311,19 @@ layer(TestDatabase.layer, { excludeTestServices: true })("schema names", (it) =>
       const client = yield* Effect.provide(JobClient.JobClient, JobClient.layer({ schema: name }))
       const tables = yield* sql<{ readonly table_name: string }>`SELECT table_name FROM information_schema.tables
         WHERE table_schema = ${name} ORDER BY table_name`
-      expect(tables.map((t) => t.table_name)).toEqual([
+      expect(tables.map((t) => t.table_name).sort()).toEqual([
+        "job_count_deltas",
+        "job_counts",
+        "job_minute_deltas",
+        "job_minutes",
         "jobs",
         "migrations",
         "queue_keys",
         "queues",
         "recurring",
-        "runners"
-      ])
+        "runners",
+        "worker_hosts"
+      ].sort())
       const { id } = yield* client.enqueue(jobOf("in-schema", Schema.Struct({})), {})
       const [{ n }] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM ${sql(name)}.jobs
         WHERE id = ${id}::bigint`
