@@ -39,7 +39,8 @@ const files = [
   "0004_runner_liveness.sql",
   "0005_recurring_error.sql",
   "0006_flow_control.sql",
-  "0007_job_counts.sql"
+  "0007_job_counts.sql",
+  "0008_counted_changes.sql"
 ]
 
 /**

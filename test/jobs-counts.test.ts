@@ -61,6 +61,22 @@ const Other = Job.make("other", {
   handler: () => Effect.void
 })
 
+// Queues with limits are claimed by other statements: one with per-key and global limits, one only fair.
+const Keyed = Job.make("keyed", {
+  payload: Schema.Struct({ n: Schema.Number }),
+  queue: "keyed",
+  partitionKey: ({ n }) => `k${n % 7}`,
+  maxAttempts: 2,
+  backoff: Schedule.spaced("10 millis"),
+  handler: ({ n }) => n % 5 === 0 ? Effect.fail("fifth") : Effect.void
+})
+const Fair = Job.make("fair", {
+  payload: Schema.Struct({ n: Schema.Number }),
+  queue: "fair",
+  partitionKey: ({ n }) => `k${n % 3}`,
+  handler: () => Effect.void
+})
+
 const kinds = ["ok", "ok", "ok", "flaky", "bad", "slow"] as const
 
 layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices: true })("job counts", (it) => {
@@ -73,8 +89,13 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         const { schema } = yield* TestDatabase.TestDatabase
         for (let i = 0; i < 3; i++) {
           yield* startRunner({
-            jobs: [Mixed, Other],
-            queues: { mixed: 5, other: 3 },
+            jobs: [Mixed, Other, Keyed, Fair],
+            queues: {
+              mixed: 5,
+              other: 3,
+              keyed: { concurrency: 4, keyConcurrency: 1, globalConcurrency: 6 },
+              fair: { concurrency: 2, fair: true }
+            },
             lease: "3 seconds",
             retention: "1 second"
           })
@@ -96,10 +117,17 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           yield* client.enqueueMany(Other, Array.from({ length: 60 }, () => ({ n: n++ })), {
             delay: round % 2 === 0 ? "200 millis" : undefined
           })
-          // A runner that crashed while holding a job: maintenance rescues it.
+          yield* client.enqueueMany(Keyed, Array.from({ length: 40 }, () => ({ n: n++ })))
+          yield* client.enqueueMany(Fair, Array.from({ length: 30 }, () => ({ n: n++ })))
+          // A runner that crashed while holding a job: maintenance rescues it. Its claim counted itself, as
+          // every claim does.
           const stuck = yield* client.enqueue(Other, { n: -1 }, { delay: "1 hour" })
-          yield* sql`UPDATE ${sql(schema)}.jobs SET state = 'running', attempt = 1, locked_by = 'gone',
-              lease_expires_at = now() - interval '1 second', attempted_at = now() WHERE id = ${stuck.id}::bigint`
+          yield* sql.withTransaction(Effect.all([
+            sql`UPDATE ${sql(schema)}.jobs SET state = 'running', attempt = 1, locked_by = 'gone',
+              lease_expires_at = now() - interval '1 second', attempted_at = now() WHERE id = ${stuck.id}::bigint`,
+            sql`INSERT INTO ${sql(schema)}.job_count_deltas (queue, state, delta)
+              VALUES ('other', 'scheduled', -1), ('other', 'running', 1)`
+          ]))
           yield* Effect.all([
             client.cancelAll({ name: "mixed", state: "running" }),
             client.cancelAll({ queue: "mixed", state: "available" }).pipe(Effect.when(() => round === 3)),
@@ -160,9 +188,9 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
         queue: "minutes",
         backoff: Schedule.spaced("10 millis"),
         handler: ({ n }) =>
-          n % 4 !== 0 || failedOnce.has(1000 + n)
+          n % 4 !== 0 || failedOnce.has(1_000_000 + n)
             ? Effect.void
-            : Effect.zipRight(Effect.sync(() => failedOnce.add(1000 + n)), Effect.fail("first attempt"))
+            : Effect.zipRight(Effect.sync(() => failedOnce.add(1_000_000 + n)), Effect.fail("first attempt"))
       })
       yield* client.enqueueMany(Flaky, Array.from({ length: 20 }, (_, n) => ({ n })))
       yield* startRunner({ jobs: [Flaky], queues: { minutes: 4 } })
@@ -173,6 +201,26 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       )
       const [after] = yield* minutes
       expect([after.completed - before.completed, after.failed - before.failed]).toEqual([20, 5])
+    }))
+
+  it.scoped("changes of state made outside effect-workers are set right by the recount of a starting runner", () =>
+    Effect.gen(function*() {
+      const client = yield* JobClient.JobClient
+      const sql = yield* SqlClient.SqlClient
+      const { schema } = yield* TestDatabase.TestDatabase
+      yield* client.enqueueMany(Other, Array.from({ length: 5 }, (_, n) => ({ n })), { delay: "1 hour" })
+      yield* sql`UPDATE ${sql(schema)}.jobs SET state = 'discarded', finalized_at = now()
+        WHERE queue = 'other' AND state = 'scheduled'`
+      // No statement of effect-workers made that change, so nothing counted it.
+      const before = yield* compare
+      expect(before.counted).not.toEqual(before.scanned)
+      yield* startRunner({ jobs: [Other], queues: { other: 1 } })
+      yield* eventually(compare, (result) => result.counted.join() === result.scanned.join(), "the recount")
+      expect((yield* client.counts).filter((c) => c.queue === "other")).toContainEqual({
+        queue: "other",
+        state: "discarded",
+        count: 5
+      })
     }))
 
   it.scoped("the migration that adds the counts starts them from the jobs already there", () =>

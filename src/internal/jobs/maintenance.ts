@@ -3,7 +3,7 @@
  * of runners that stopped, forgetting those runners, pruning finished jobs.
  */
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Ref } from "effect"
 import type * as Job from "../../Job.js"
 import * as Outcomes from "./outcomes.js"
 import * as Statements from "./statements.js"
@@ -12,6 +12,9 @@ import type { Store } from "./store.js"
 /** Jobs rescued per statement: a rescue holds their rows until it commits. */
 const rescueBatch = 1_000
 
+/** How often the counts are recounted from the jobs table (and on a runner's first pass). */
+const recountMillis = 60 * 60_000
+
 export interface MaintenanceConfig {
   /** The runner that maintains: its own jobs are never rescued by itself. */
   readonly id: string
@@ -19,12 +22,15 @@ export interface MaintenanceConfig {
   readonly jobs: ReadonlyMap<string, Job.Any>
   readonly leaseMillis: number
   readonly retentionMillis: number
+  /** When this runner last recounted the job counts. */
+  readonly recounted: Ref.Ref<number>
 }
 
 /**
  * Rescues a batch of jobs of runners that stopped (their heartbeat expired or
  * a lease ran out), forgets dead runners and prunes finished jobs, unless
- * another process holds the maintenance lock. Returns how many jobs it rescued.
+ * another process holds the maintenance lock. Folds the count deltas, or
+ * recounts them once an hour. Returns how many jobs it rescued.
  */
 export const maintain = (config: MaintenanceConfig): Effect.Effect<number, SqlError> => {
   const { store } = config
@@ -52,5 +58,22 @@ export const maintain = (config: MaintenanceConfig): Effect.Effect<number, SqlEr
     yield* Statements.pruneKeyWindows(store)
     yield* Statements.rollUpCounts(store)
     return rows.length
-  }))
+  })).pipe(Effect.tap(() => recountIfDue(config)))
 }
+
+/**
+ * Recounts the job counts if this runner has not for an hour, in a
+ * transaction of its own, so that the scan never holds back the rescue
+ * committed before it.
+ */
+const recountIfDue = (config: MaintenanceConfig): Effect.Effect<void, SqlError> =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    if (now - (yield* Ref.get(config.recounted)) < recountMillis) return
+    const done = yield* config.store.sql.withTransaction(Effect.gen(function*() {
+      if (!(yield* Statements.maintenanceLock(config.store))) return false
+      yield* Statements.recount(config.store)
+      return true
+    }))
+    if (done) yield* Ref.set(config.recounted, now)
+  })

@@ -14,6 +14,7 @@ import {
   MetricLabel,
   Option,
   PubSub,
+  Ref,
   Schema,
   type Scope
 } from "effect"
@@ -596,7 +597,8 @@ export class Runner {
       }
       yield* Effect.addFinalizer(() => self.stop())
       // A starting runner rescues at once: in a crash loop, no runner may live long enough for a later pass.
-      yield* every(self.heartbeatMillis, "maintenance", maintain(self.config))
+      const recounted = yield* Ref.make(Number.NEGATIVE_INFINITY)
+      yield* every(self.heartbeatMillis, "maintenance", maintain({ ...self.config, recounted }))
       yield* Effect.forkScoped(listen)
       for (const queue of self.queues.values()) yield* Effect.forkScoped(Effect.interruptible(self.fetcher(queue)))
     })
