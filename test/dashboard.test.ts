@@ -16,6 +16,7 @@ import * as Postgres from "../src/internal/dev/embedded.js"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
 import { captureLogs } from "./support/logs.js"
+import { setByHand } from "./support/states.js"
 
 // The parser ships no type declarations.
 const parsePrometheus = createRequire(import.meta.url)("parse-prometheus-text-format") as (
@@ -282,8 +283,7 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const deleted = yield* http.post("/api/jobs/bulk", { action: "delete", filter: { queue: "other" } })
       expect(deleted.json()).toEqual({ count: 2, limit: 1000 })
       const sql = yield* SqlClient.SqlClient
-      const { schema } = yield* TestDatabase.TestDatabase
-      yield* sql`UPDATE ${sql(schema)}.jobs SET state = 'completed', finalized_at = now() WHERE id = ${ids[0]}::bigint`
+      yield* setByHand(ids[0], sql`state = 'completed', finalized_at = now()`)
       const conflict = yield* http.post(`/api/jobs/${ids[0]}/retry`)
       expect([conflict.status, conflict.json()._tag]).toEqual([409, "InvalidJobState"])
       const queues = (yield* http.get("/api/queues")).json()

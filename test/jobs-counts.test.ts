@@ -4,6 +4,7 @@ import { Effect, ExecutionStrategy, Fiber, Layer, Schedule, Schema, Scope } from
 import { Job, JobClient, JobRunner, Migrations } from "effect-workers"
 import * as TestDatabase from "./support/database.js"
 import { eventually } from "./support/eventually.js"
+import { setByHand } from "./support/states.js"
 
 const ClientLive = Layer.unwrapEffect(
   Effect.map(TestDatabase.TestDatabase, (db) => JobClient.layer({ schema: db.schema }))
@@ -122,12 +123,11 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
           // A runner that crashed while holding a job: maintenance rescues it. Its claim counted itself, as
           // every claim does.
           const stuck = yield* client.enqueue(Other, { n: -1 }, { delay: "1 hour" })
-          yield* sql.withTransaction(Effect.all([
-            sql`UPDATE ${sql(schema)}.jobs SET state = 'running', attempt = 1, locked_by = 'gone',
-              lease_expires_at = now() - interval '1 second', attempted_at = now() WHERE id = ${stuck.id}::bigint`,
-            sql`INSERT INTO ${sql(schema)}.job_count_deltas (queue, state, delta)
-              VALUES ('other', 'scheduled', -1), ('other', 'running', 1)`
-          ]))
+          yield* setByHand(
+            stuck.id,
+            sql`state = 'running', attempt = 1, locked_by = 'gone', lease_expires_at = now() - interval '1 second',
+              attempted_at = now()`
+          )
           yield* Effect.all([
             client.cancelAll({ name: "mixed", state: "running" }),
             client.cancelAll({ queue: "mixed", state: "available" }).pipe(Effect.when(() => round === 3)),

@@ -428,9 +428,16 @@ layer(Layer.provideMerge(ClientLive, TestDatabase.layer), { excludeTestServices:
       const oldest = (yield* client.oldestWaiting).filter((w) => w.queue === "waiting")
       expect(oldest.map((w) => [w.id, w.name])).toEqual([[second.id, "waits"]])
       expect(oldest[0].waitMillis).toBeGreaterThanOrEqual(60_000)
+      // Whatever its priority: a job of another priority due earlier has waited longer.
+      const low = yield* client.enqueue(Wait, { n: 4 }, { priority: 5 })
+      yield* sql`UPDATE ${
+        sql(client.schema)
+      }.jobs SET run_at = now() - interval '2 minutes' WHERE id = ${low.id}::bigint`
+      expect((yield* client.oldestWaiting).filter((w) => w.queue === "waiting").map((w) => w.id)).toEqual([low.id])
       const { runner, scope } = yield* startRunner({ jobs: [Wait] })
       yield* awaitState(first.id, "completed")
       yield* awaitState(second.id, "completed")
+      yield* awaitState(low.id, "completed")
       const registered = (yield* client.runners).find((r) => r.id === runner.id)
       expect(registered).toMatchObject({
         pid: process.pid,

@@ -139,7 +139,7 @@ export const handlers = (settings: Settings) => {
           db(Effect.gen(function*() {
             const queues = yield* client.queues
             const counts = yield* client.counts
-            const waits = yield* Statements.oldestDue(store)
+            const waits = yield* client.oldestWaiting
             const slots = yield* sql<{ queue: string; slots: number }>`
               SELECT c.key AS queue, sum(c.value::int)::int AS slots
               FROM ${store.runners} r, jsonb_each_text(r.concurrency) AS c
@@ -153,7 +153,7 @@ export const handlers = (settings: Settings) => {
                   counts.find((c) => c.queue === queue.name && c.state === state)?.count ?? 0
                 ])
               ),
-              oldestWaitMillis: waits.find((w) => w.queue === queue.name)?.wait ?? null,
+              oldestWaitMillis: waits.find((w) => w.queue === queue.name)?.waitMillis ?? null,
               concurrency: slots.find((s) => s.queue === queue.name)?.slots ?? 0
             }))
           })))

@@ -1078,26 +1078,6 @@ export const countJobs = (
   )
 }
 
-/** Per queue, the due job no runner has taken for the longest, through the index of claimable jobs. */
-export const oldestWaiting = (store: Store): Effect.Effect<
-  ReadonlyArray<{
-    readonly queue: string
-    readonly id: string
-    readonly name: string
-    readonly dueAt: Date
-    readonly waitMillis: number
-  }>,
-  SqlError
-> => {
-  const { sql } = store
-  return sql`
-    SELECT DISTINCT ON (queue) queue, id::text AS id, name, run_at AS "dueAt",
-      (extract(epoch FROM now() - run_at) * 1000)::float8 AS "waitMillis"
-    FROM ${store.jobs}
-    WHERE state IN ('scheduled', 'available', 'retryable') AND run_at <= now()
-    ORDER BY queue, run_at, id`
-}
-
 /** The registered runners, oldest first; alive while their heartbeat has not expired. */
 export const runners = (store: Store): Effect.Effect<ReadonlyArray<RunnerInfo>, SqlError> => {
   const { sql } = store
@@ -1213,16 +1193,23 @@ export const recount = (store: Store): Effect.Effect<void, SqlError> => {
 }
 
 /**
- * Per queue with due jobs, how long its longest-due waiting job has waited,
- * in milliseconds. Through the index of claimable jobs, by skipping from one
- * (queue, priority) to the next and reading each one's earliest job: a read
- * per pair, however many jobs wait.
+ * Per queue with due jobs, the one that has waited longest (earliest due,
+ * then first enqueued). Through the index of claimable jobs, by skipping from
+ * one (queue, priority) to the next and reading each one's earliest job: a
+ * read per pair, however many jobs wait.
  */
-export const oldestDue = (
-  store: Store
-): Effect.Effect<ReadonlyArray<{ readonly queue: string; readonly wait: number }>, SqlError> => {
+export const oldestWaiting = (store: Store): Effect.Effect<
+  ReadonlyArray<{
+    readonly queue: string
+    readonly id: string
+    readonly name: string
+    readonly dueAt: Date
+    readonly waitMillis: number
+  }>,
+  SqlError
+> => {
   const { sql } = store
-  return sql<{ readonly queue: string; readonly wait: number }>`
+  return sql`
     WITH RECURSIVE pairs AS (
       (SELECT queue, priority FROM ${store.jobs} WHERE ${sql.literal(waiting)} ORDER BY queue, priority LIMIT 1)
       UNION ALL
@@ -1232,12 +1219,12 @@ export const oldestDue = (
         ORDER BY queue, priority LIMIT 1
       ) AS next
     )
-    SELECT p.queue, (extract(epoch FROM now() - min(first.run_at)) * 1000)::float8 AS wait
+    SELECT DISTINCT ON (p.queue) p.queue, first.id::text AS id, first.name, first.run_at AS "dueAt",
+      (extract(epoch FROM now() - first.run_at) * 1000)::float8 AS "waitMillis"
     FROM pairs AS p, LATERAL (
-      SELECT run_at FROM ${store.jobs}
-      WHERE ${sql.literal(waiting)} AND queue = p.queue AND priority = p.priority
-      ORDER BY run_at LIMIT 1
+      SELECT id, name, run_at FROM ${store.jobs}
+      WHERE ${sql.literal(waiting)} AND queue = p.queue AND priority = p.priority AND run_at <= now()
+      ORDER BY run_at, id LIMIT 1
     ) AS first
-    WHERE first.run_at <= now()
-    GROUP BY p.queue`
+    ORDER BY p.queue, first.run_at, first.id`
 }
