@@ -679,27 +679,37 @@ export const settle = (
   batch: ReadonlyArray<Outcome>
 ): Effect.Effect<void, SqlError> => {
   const { sql } = store
+  // The outcomes as one JSON object by job id, each row looking up its own, so that the batch is read through the
+  // primary key alone, whatever the statistics (see `complete`). A field left out is SQL NULL.
+  const outcomes = `{${
+    batch.map((o) =>
+      `${JSON.stringify(o.job.id)}:{"a":${o.job.attempt},"s":${JSON.stringify(o.state)},"r":${o.refund},"q":${
+        o.rescued ? 1 : 0
+      }${o.delayMillis === null ? "" : `,"d":${o.delayMillis}`}${o.error === null ? "" : `,"e":${o.error}`}${
+        o.result === null ? "" : `,"x":${o.result}`
+      }}`
+    ).join(",")
+  }}`
+  const mine = sql`((SELECT m FROM batch) -> j.id::text)`
   return Effect.asVoid(sql`
-    WITH written AS (
+    WITH batch AS (SELECT ${outcomes}::jsonb AS m),
+    written AS (
       UPDATE ${store.jobs} AS j SET
-        state = o.state,
-        run_at = CASE WHEN o.delay_ms IS NULL THEN j.run_at ELSE now() + o.delay_ms * interval '1 millisecond' END,
-        finalized_at = CASE WHEN o.state IN ('completed', 'discarded') THEN now() ELSE NULL END,
-        attempt = j.attempt - o.refund,
+        (state, run_at, finalized_at, attempt, rescues, errors, result) = (
+          SELECT o ->> 's',
+            CASE WHEN o ? 'd' THEN now() + (o ->> 'd')::float8 * interval '1 millisecond' ELSE j.run_at END,
+            CASE WHEN o ->> 's' IN ('completed', 'discarded') THEN now() ELSE NULL END,
+            j.attempt - (o ->> 'r')::int,
+            j.rescues + (o ->> 'q')::int,
+            CASE WHEN o ? 'e' THEN j.errors || jsonb_build_array(o -> 'e') ELSE j.errors END,
+            COALESCE(o -> 'x', j.result)
+          FROM (SELECT ${mine} AS o) AS b
+        ),
         lease_expires_at = NULL,
-        claimed_ahead = false,
-        rescues = j.rescues + o.rescued,
-        errors = CASE WHEN o.error IS NULL THEN j.errors ELSE j.errors || jsonb_build_array(o.error) END,
-        result = COALESCE(o.result, j.result)
-      FROM unnest(
-        ${batch.map((o) => o.job.id)}::bigint[], ${batch.map((o) => o.job.attempt)}::int[],
-        ${batch.map((o) => o.state)}::text[], ${batch.map((o) => o.delayMillis)}::float8[],
-        ${batch.map((o) => o.refund)}::int[], ${batch.map((o) => o.error)}::jsonb[],
-        ${batch.map((o) => o.result)}::jsonb[], ${batch.map((o) => o.rescued ? 1 : 0)}::int[]
-      ) AS o(id, attempt, state, delay_ms, refund, error, result, rescued)
-      WHERE j.id = o.id AND j.attempt = o.attempt AND j.state = 'running'
-        AND (${runner ?? null}::text IS NULL OR j.locked_by = ${runner ?? null})
-      RETURNING j.queue, 'running' AS was, j.state, o.error IS NOT NULL AS failed
+        claimed_ahead = false
+      WHERE j.id = ANY(${batch.map((o) => o.job.id)}::bigint[]) AND j.attempt = (${mine} ->> 'a')::int
+        AND j.state = 'running' AND (${runner ?? null}::text IS NULL OR j.locked_by = ${runner ?? null})
+      RETURNING j.queue, 'running' AS was, j.state, ${mine} ? 'e' AS failed
     ),${sql.literal(countChangesText(store, "written"))},${sql.literal(countMinuteText(store, "written"))}
     SELECT pg_notify(${store.channel}, 'j:' || queue)
     FROM (SELECT DISTINCT queue FROM written WHERE state = 'available') AS released`)
