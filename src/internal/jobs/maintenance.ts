@@ -29,8 +29,9 @@ export interface MaintenanceConfig {
 /**
  * Rescues a batch of jobs of runners that stopped (their heartbeat expired or
  * a lease ran out), forgets dead runners and prunes finished jobs, unless
- * another process holds the maintenance lock. Folds the count deltas, or
- * recounts them once an hour. Returns how many jobs it rescued.
+ * another process holds the maintenance lock. Folds the count deltas into
+ * the counts; once an hour, and on a runner's first pass, recounts them from
+ * the jobs table. Returns how many jobs it rescued.
  */
 export const maintain = (config: MaintenanceConfig): Effect.Effect<number, SqlError> => {
   const { store } = config
